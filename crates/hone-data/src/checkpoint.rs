@@ -1,0 +1,220 @@
+//! The checkpoint protocol of `design.md`: a checkpoint is a folder `step-NNNNNNNN/` of files plus a
+//! `MANIFEST` listing each file's sha256. It is written into a hidden temporary folder, every file is
+//! fsynced, the MANIFEST is written last, the folder is renamed into place and the parent fsynced. A
+//! folder without a complete MANIFEST is ignored on resume; a file whose hash does not match its
+//! MANIFEST line is an error naming the file. The last `keep_last` checkpoints are kept, plus the one
+//! named by the `final` marker (the stage's output).
+
+use crate::atomic::{sync_dir, write_atomic};
+use crate::hash::sha256_hex;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = "MANIFEST";
+pub const FINAL_MARKER: &str = "final";
+
+/// The checkpoints of one stage.
+#[derive(Debug, Clone)]
+pub struct CheckpointDir {
+    root: PathBuf,
+    keep_last: usize,
+}
+
+/// One complete checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub step: u64,
+    files: BTreeMap<String, String>,
+}
+
+impl CheckpointDir {
+    pub fn new(stage_dir: &Path, keep_last: usize) -> Self {
+        Self { root: stage_dir.to_path_buf(), keep_last: keep_last.max(1) }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn name(step: u64) -> String {
+        format!("step-{step:08}")
+    }
+
+    /// Writes a checkpoint of `files` (name, bytes) for `step`; with `is_final` it becomes the stage's output.
+    pub fn save(&self, step: u64, files: Vec<(String, Vec<u8>)>, is_final: bool) -> Result<PathBuf> {
+        fs::create_dir_all(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
+        let dest = self.root.join(Self::name(step));
+        let tmp = self.root.join(format!(".{}.tmp-{}", Self::name(step), std::process::id()));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        fs::create_dir_all(&tmp)?;
+        let mut manifest = String::new();
+        for (name, bytes) in &files {
+            if name.contains('/') || name == MANIFEST {
+                bail!("invalid checkpoint file name `{name}`");
+            }
+            let mut f = fs::File::create(tmp.join(name)).with_context(|| format!("writing {name}"))?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            manifest.push_str(&format!("{}  {name}\n", sha256_hex(bytes)));
+        }
+        write_atomic(&tmp.join(MANIFEST), manifest.as_bytes())?;
+        sync_dir(&tmp)?;
+        if dest.exists() {
+            // A checkpoint of the same step from an interrupted earlier attempt: replace it.
+            fs::remove_dir_all(&dest)?;
+        }
+        fs::rename(&tmp, &dest).with_context(|| format!("renaming into {}", dest.display()))?;
+        sync_dir(&self.root)?;
+        if is_final {
+            write_atomic(&self.root.join(FINAL_MARKER), Self::name(step).as_bytes())?;
+        }
+        self.prune()?;
+        Ok(dest)
+    }
+
+    /// All complete checkpoints, oldest first. Incomplete ones (no MANIFEST, or a listed file missing)
+    /// are skipped: they are what a crash during a write leaves.
+    pub fn list(&self) -> Result<Vec<Checkpoint>> {
+        let mut out = Vec::new();
+        let Ok(entries) = fs::read_dir(&self.root) else { return Ok(out) };
+        for e in entries {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok()) else { continue };
+            if let Some(files) = read_manifest(&e.path()) {
+                out.push(Checkpoint { dir: e.path(), step, files });
+            }
+        }
+        out.sort_by_key(|c| c.step);
+        Ok(out)
+    }
+
+    /// The newest complete checkpoint.
+    pub fn latest(&self) -> Result<Option<Checkpoint>> {
+        Ok(self.list()?.pop())
+    }
+
+    /// The checkpoint the `final` marker names, if the stage has finished.
+    pub fn final_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        let Ok(name) = fs::read_to_string(self.root.join(FINAL_MARKER)) else { return Ok(None) };
+        let name = name.trim();
+        Ok(self.list()?.into_iter().find(|c| c.dir.file_name().is_some_and(|n| n == name)))
+    }
+
+    fn prune(&self) -> Result<()> {
+        let all = self.list()?;
+        let keep_final = fs::read_to_string(self.root.join(FINAL_MARKER)).ok();
+        let n = all.len();
+        for c in all.into_iter().take(n.saturating_sub(self.keep_last)) {
+            let name = c.dir.file_name().map(|s| s.to_string_lossy().into_owned());
+            if keep_final.as_deref().map(str::trim) != name.as_deref() {
+                fs::remove_dir_all(&c.dir)?;
+            }
+        }
+        // Temporary folders from crashed writes of this or earlier processes.
+        for e in fs::read_dir(&self.root)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".step-")
+                && name.contains(".tmp-")
+                && !name.ends_with(&format!(".tmp-{}", std::process::id()))
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_manifest(dir: &Path) -> Option<BTreeMap<String, String>> {
+    let text = fs::read_to_string(dir.join(MANIFEST)).ok()?;
+    let mut files = BTreeMap::new();
+    for line in text.lines() {
+        let (hash, name) = line.split_once("  ")?;
+        if !dir.join(name).is_file() {
+            return None;
+        }
+        files.insert(name.to_string(), hash.to_string());
+    }
+    Some(files)
+}
+
+impl Checkpoint {
+    /// Reads a file of the checkpoint, checking it against the MANIFEST.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let p = self.dir.join(name);
+        let Some(want) = self.files.get(name) else {
+            bail!("{}: not in the checkpoint's MANIFEST (files: {})", p.display(), self.file_names().join(", "));
+        };
+        let bytes = fs::read(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+        let got = sha256_hex(&bytes);
+        if &got != want {
+            bail!(
+                "{}: corrupted (sha256 {got}, MANIFEST says {want}); delete the folder {} to resume from the \
+                 checkpoint before it",
+                p.display(),
+                self.dir.display()
+            );
+        }
+        Ok(bytes)
+    }
+
+    pub fn file_names(&self) -> Vec<String> {
+        self.files.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(tag: &str) -> Vec<(String, Vec<u8>)> {
+        vec![("model.bin".into(), tag.as_bytes().to_vec()), ("state.json".into(), b"{}".to_vec())]
+    }
+
+    #[test]
+    fn save_list_prune_and_final() {
+        let d = tempfile::tempdir().unwrap();
+        let c = CheckpointDir::new(d.path(), 2);
+        for s in [10, 20, 30] {
+            c.save(s, files(&s.to_string()), s == 20).unwrap();
+        }
+        c.save(40, files("40"), false).unwrap();
+        let steps: Vec<u64> = c.list().unwrap().iter().map(|c| c.step).collect();
+        assert_eq!(steps, vec![20, 30, 40], "last 2 plus the final");
+        assert_eq!(c.latest().unwrap().unwrap().read("model.bin").unwrap(), b"40");
+        assert_eq!(c.final_checkpoint().unwrap().unwrap().step, 20);
+    }
+
+    #[test]
+    fn incomplete_checkpoint_is_ignored() {
+        let d = tempfile::tempdir().unwrap();
+        let c = CheckpointDir::new(d.path(), 3);
+        c.save(1, files("one"), false).unwrap();
+        // What a crash leaves: a folder without MANIFEST, and one whose MANIFEST names a missing file.
+        fs::create_dir_all(d.path().join("step-00000002")).unwrap();
+        fs::write(d.path().join("step-00000002/model.bin"), b"partial").unwrap();
+        let p3 = d.path().join("step-00000003");
+        fs::create_dir_all(&p3).unwrap();
+        fs::write(p3.join(MANIFEST), "abc  model.bin\n").unwrap();
+        assert_eq!(c.latest().unwrap().unwrap().step, 1);
+    }
+
+    #[test]
+    fn corrupted_file_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let c = CheckpointDir::new(d.path(), 3);
+        let p = c.save(5, files("five"), false).unwrap();
+        fs::write(p.join("model.bin"), b"fiv3").unwrap();
+        let e = c.latest().unwrap().unwrap().read("model.bin").unwrap_err().to_string();
+        assert!(e.contains("model.bin") && e.contains("corrupted"), "{e}");
+        let e = c.latest().unwrap().unwrap().read("nope").unwrap_err().to_string();
+        assert!(e.contains("not in the checkpoint"), "{e}");
+    }
+}

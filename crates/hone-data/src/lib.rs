@@ -1,0 +1,18 @@
+//! hone-data: everything between raw files and token ids, with no tensors. Configuration, the
+//! tokenizer and its chat template, readers for txt/JSONL/Parquet, token shards, the checkpoint
+//! folder protocol and atomic writes. Kept free of burn so it builds and tests in seconds.
+
+pub mod atomic;
+pub mod chat;
+pub mod checkpoint;
+pub mod config;
+pub mod corpus;
+pub mod error;
+pub mod hash;
+pub mod prepare;
+pub mod progress;
+pub mod read;
+pub mod shards;
+pub mod tokenizer;
+
+pub use error::{DataError, Location};

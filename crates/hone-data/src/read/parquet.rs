@@ -1,0 +1,152 @@
+//! Parquet reader for a string column (Hugging Face / FineWeb shards), using the column reader directly
+//! so no Arrow is compiled in. Rows are read in batches within a row group, so memory is bounded by a
+//! batch, not by the file or the row group.
+
+use super::counting::ByteCounter;
+use super::{Document, Documents};
+use crate::error::{DataError, Location};
+use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
+use parquet::column::reader::ColumnReader;
+use parquet::data_type::ByteArray;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+const BATCH: usize = 256;
+
+pub(super) fn documents(path: &Path, column: &str, counter: ByteCounter) -> Result<Documents, DataError> {
+    let file = File::open(path).map_err(|e| DataError::io(path, &e))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| {
+        DataError::file(
+            path,
+            format!("not a readable Parquet file: {e}"),
+            "check that the file is complete and is Parquet",
+        )
+    })?;
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
+    let Some(col) = names.iter().position(|n| n == column) else {
+        return Err(DataError::file(
+            path,
+            format!("no column `{column}` (columns: {})", names.join(", ")),
+            "set the column with `--set data.text_field=<name>`",
+        ));
+    };
+    let desc = schema.column(col);
+    let is_string = desc.physical_type() == PhysicalType::BYTE_ARRAY
+        && (matches!(desc.logical_type_ref(), Some(LogicalType::String) | None)
+            || desc.converted_type() == ConvertedType::UTF8);
+    if !is_string {
+        return Err(DataError::file(
+            path,
+            format!(
+                "column `{column}` has type {}{}, expected a string (BYTE_ARRAY / UTF8)",
+                desc.physical_type(),
+                desc.logical_type_ref().map(|l| format!(" ({l:?})")).unwrap_or_default()
+            ),
+            "point data.text_field at a string column",
+        ));
+    }
+    let max_def = desc.max_def_level();
+    Ok(Box::new(ParquetDocs {
+        path: path.to_path_buf(),
+        reader,
+        col,
+        max_def,
+        group: 0,
+        row_in_group: 0,
+        column: None,
+        pending: VecDeque::new(),
+        counter,
+        failed: false,
+    }))
+}
+
+struct ParquetDocs {
+    path: PathBuf,
+    reader: SerializedFileReader<File>,
+    col: usize,
+    max_def: i16,
+    group: usize,
+    row_in_group: u64,
+    column: Option<ColumnReader>,
+    pending: VecDeque<Result<Document, DataError>>,
+    counter: ByteCounter,
+    failed: bool,
+}
+
+impl ParquetDocs {
+    fn fatal(&mut self, msg: String) -> Option<Result<Document, DataError>> {
+        self.failed = true;
+        Some(Err(DataError::file(&self.path, msg, "the file may be truncated or corrupted; re-download it")))
+    }
+}
+
+impl Iterator for ParquetDocs {
+    type Item = Result<Document, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(d) = self.pending.pop_front() {
+                return Some(d);
+            }
+            if self.failed {
+                return None;
+            }
+            if self.column.is_none() {
+                if self.group >= self.reader.num_row_groups() {
+                    return None;
+                }
+                let opened = self.reader.get_row_group(self.group).and_then(|rg| {
+                    let size = rg.metadata().compressed_size().max(0) as u64;
+                    rg.get_column_reader(self.col).map(|c| (c, size))
+                });
+                match opened {
+                    Ok((c, size)) => {
+                        self.counter.add(size);
+                        self.column = Some(c);
+                    }
+                    Err(e) => return self.fatal(format!("row group {}: {e}", self.group)),
+                }
+                self.row_in_group = 0;
+            }
+            let Some(ColumnReader::ByteArrayColumnReader(r)) = self.column.as_mut() else {
+                unreachable!("column type checked when the file was opened")
+            };
+            let mut values: Vec<ByteArray> = Vec::with_capacity(BATCH);
+            let mut defs: Vec<i16> = Vec::with_capacity(BATCH);
+            let read = r.read_records(BATCH, Some(&mut defs), None, &mut values);
+            let (records, _, _) = match read {
+                Ok(x) => x,
+                Err(e) => return self.fatal(format!("row group {}: {e}", self.group)),
+            };
+            if records == 0 {
+                self.column = None;
+                self.group += 1;
+                continue;
+            }
+            let mut vals = values.into_iter();
+            for i in 0..records {
+                let loc = Location::Row { row: self.row_in_group + i as u64, row_group: self.group };
+                let present = self.max_def == 0 || defs.get(i).is_some_and(|d| *d == self.max_def);
+                let item = if !present {
+                    Err(DataError::record(
+                        &self.path,
+                        loc,
+                        "text is null",
+                        "fill the row or pass --skip-invalid to drop it",
+                    ))
+                } else {
+                    let bytes = vals.next().map(|b| b.data().to_vec()).unwrap_or_default();
+                    match String::from_utf8(bytes) {
+                        Ok(text) => Ok(Document { text, loc }),
+                        Err(e) => Err(DataError::utf8(&self.path, loc, e.utf8_error().valid_up_to() as u64)),
+                    }
+                };
+                self.pending.push_back(item);
+            }
+            self.row_in_group += records as u64;
+        }
+    }
+}

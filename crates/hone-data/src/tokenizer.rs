@@ -1,0 +1,383 @@
+//! The tokenizer: byte-level BPE trained with Hugging Face's `tokenizers` crate and saved as a standard
+//! `tokenizer.json` (plus `tokenizer_config.json` holding the chat template and special tokens, as
+//! Hugging Face stores them), so Python's `tokenizers`/`transformers` load it and encode identically.
+//!
+//! Byte-level means every byte sequence is representable: decoding the ids of any UTF-8 text gives the
+//! text back exactly. No normaliser is used for the same reason.
+
+use crate::config_section;
+use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
+use std::path::Path;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::TrainerWrapper;
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{
+    AddedToken, DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+    TokenizerBuilder,
+};
+
+/// Beginning of a document; also separates documents in token shards.
+pub const BOS: &str = "<|bos|>";
+/// End of a chat turn; the model emits it to stop.
+pub const END: &str = "<|end|>";
+pub const USER: &str = "<|user|>";
+pub const ASSISTANT: &str = "<|assistant|>";
+pub const SYSTEM: &str = "<|system|>";
+pub const PAD: &str = "<|pad|>";
+/// Special tokens in id order: they take ids 0..6 in a tokenizer trained by hone.
+pub const SPECIAL_TOKENS: [&str; 6] = [BOS, END, USER, ASSISTANT, SYSTEM, PAD];
+
+config_section! {
+    /// Tokenizer training.
+    pub struct TokenizerConfig {
+        /// Vocabulary size, special tokens included. 256 byte tokens + merges + specials.
+        vocab_size: usize = 4096,
+        /// A pair must occur at least this often to be merged.
+        min_frequency: u64 = 2,
+        /// Train on at most this many MiB of text (0 = all input). BPE statistics settle long before
+        /// a large corpus is exhausted.
+        max_train_mb: u64 = 0,
+        /// Extra special tokens to reserve after the chat template's.
+        extra_special_tokens: Vec<String> = vec![],
+    }
+}
+
+type Inner = tokenizers::Tokenizer;
+
+/// The byte span `[start, end)` of the text each token covers.
+pub type Offsets = Vec<(usize, usize)>;
+
+/// A loaded tokenizer with hone's special tokens resolved.
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: Inner,
+    pub bos_id: u32,
+    pub end_id: u32,
+    pub pad_id: u32,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokenizer(vocab={}, bos={}, end={})", self.vocab_size(), self.bos_id, self.end_id)
+    }
+}
+
+/// Trains a byte-level BPE tokenizer on a stream of documents.
+pub fn train<I>(docs: I, cfg: &TokenizerConfig) -> Result<Tokenizer>
+where
+    I: Iterator<Item = String> + Send,
+{
+    let mut specials: Vec<AddedToken> = SPECIAL_TOKENS.iter().map(|s| AddedToken::from(*s, true)).collect();
+    specials.extend(cfg.extra_special_tokens.iter().map(|s| AddedToken::from(s.clone(), true)));
+    let min_vocab = 256 + specials.len();
+    if cfg.vocab_size < min_vocab {
+        bail!("tokenizer.vocab_size = {} is too small: byte-level BPE needs at least {min_vocab}", cfg.vocab_size);
+    }
+    let trainer = BpeTrainerBuilder::new()
+        .vocab_size(cfg.vocab_size)
+        .min_frequency(cfg.min_frequency)
+        .special_tokens(specials.clone())
+        // Every byte gets a token even if absent from the corpus, so any UTF-8 round-trips.
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .show_progress(false)
+        .build();
+    let mut trainer = TrainerWrapper::BpeTrainer(trainer);
+    let mut tok = TokenizerBuilder::<
+        ModelWrapper,
+        NormalizerWrapper,
+        PreTokenizerWrapper,
+        PostProcessorWrapper,
+        DecoderWrapper,
+    >::new()
+    .with_model(BPE::default().into())
+    .with_normalizer(None)
+    .with_pre_tokenizer(Some(ByteLevel::new(false, true, true).into()))
+    .with_post_processor(None)
+    .with_decoder(Some(ByteLevelDecoder::new(false, true, true).into()))
+    .build()
+    .map_err(|e| anyhow::anyhow!("building tokenizer: {e}"))?;
+    let limit = if cfg.max_train_mb == 0 { u64::MAX } else { cfg.max_train_mb << 20 };
+    let mut seen = 0u64;
+    let docs = docs.take_while(move |d| {
+        let keep = seen < limit;
+        seen += d.len() as u64;
+        keep
+    });
+    // Feed long documents in safe pieces: same statistics, bounded memory.
+    let pieces = docs.flat_map(|d| {
+        if d.len() <= CHUNK_BYTES {
+            vec![d]
+        } else {
+            safe_chunks(&d, CHUNK_BYTES).into_iter().map(str::to_string).collect()
+        }
+    });
+    tok.train(&mut trainer, pieces).map_err(|e| anyhow::anyhow!("training tokenizer: {e}"))?;
+    tok.add_special_tokens(&specials);
+    Tokenizer::from_inner(tok.into())
+}
+
+impl Tokenizer {
+    fn from_inner(inner: Inner) -> Result<Self> {
+        let id = |t: &str| inner.token_to_id(t).with_context(|| format!("tokenizer has no `{t}` token"));
+        Ok(Self { bos_id: id(BOS)?, end_id: id(END)?, pad_id: id(PAD).or_else(|_| id(END))?, inner })
+    }
+
+    /// Loads a `tokenizer.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let inner = Inner::from_file(path)
+            .map_err(|e| anyhow::anyhow!("{}: not a readable tokenizer.json: {e}", path.display()))?;
+        Self::from_inner(inner).with_context(|| format!("{}: not a hone tokenizer", path.display()))
+    }
+
+    /// Writes `tokenizer.json` and, beside it, `tokenizer_config.json` with the chat template.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = self.inner.to_string(true).map_err(|e| anyhow::anyhow!("serialising tokenizer: {e}"))?;
+        crate::atomic::write_atomic(path, json.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        let cfg = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": BOS,
+            "eos_token": END,
+            "pad_token": PAD,
+            "model_max_length": 1_000_000_000u64,
+            "add_bos_token": false,
+            "chat_template": crate::chat::DEFAULT_TEMPLATE,
+        });
+        let cfg_path = path.with_file_name("tokenizer_config.json");
+        crate::atomic::write_atomic(&cfg_path, serde_json::to_string_pretty(&cfg)?.as_bytes())
+            .with_context(|| format!("writing {}", cfg_path.display()))?;
+        Ok(())
+    }
+
+    /// Vocabulary size including special tokens: the model's embedding rows.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Token ids of `text`. Special-token strings inside the text are recognised as special tokens.
+    /// Long texts are encoded in pieces (in parallel) cut where the result cannot change; see
+    /// [`safe_chunks`].
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        if text.len() <= CHUNK_BYTES {
+            return self.encode_one(text);
+        }
+        let parts: Vec<Vec<u32>> =
+            safe_chunks(text, CHUNK_BYTES).par_iter().map(|c| self.encode_one(c)).collect::<Result<_>>()?;
+        Ok(parts.concat())
+    }
+
+    fn encode_one(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode_fast(text, false).map_err(|e| anyhow::anyhow!("encoding: {e}"))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Token ids and the byte span of the text each covers.
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Offsets)> {
+        let enc = self.inner.encode(text, false).map_err(|e| anyhow::anyhow!("encoding: {e}"))?;
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+    }
+
+    /// The text of `ids`, special tokens included.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, false).map_err(|e| anyhow::anyhow!("decoding: {e}"))
+    }
+
+    /// The token string of an id as stored in the vocabulary (byte-level symbols, e.g. `Ġthe`).
+    pub fn piece(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// The raw bytes an id stands for (special tokens: their text), for streaming decode.
+    pub fn token_bytes(&self, id: u32) -> Vec<u8> {
+        let Some(piece) = self.inner.id_to_token(id) else { return Vec::new() };
+        if SPECIAL_TOKENS.contains(&piece.as_str()) || self.inner.get_added_vocabulary().is_special_token(&piece) {
+            return piece.into_bytes();
+        }
+        let table = byte_decoder();
+        piece.chars().map(|c| table.get(&c).copied().unwrap_or(b'?')).collect()
+    }
+
+    pub fn id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The wrapped Hugging Face tokenizer.
+    pub fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// Texts longer than this are tokenized in pieces: the library's intermediate structures take tens
+/// of bytes per input byte, which for a whole book would dominate memory.
+pub const CHUNK_BYTES: usize = 1 << 16;
+
+/// Cuts `text` into pieces of about `target` bytes, only after a single newline that sits between
+/// two non-whitespace characters. The byte-level pre-tokenizer's pieces never cross such a point (the
+/// newline is a whitespace piece of its own whether or not text follows, and no pattern starts before
+/// it), and no special token contains a newline, so encoding the pieces and concatenating gives
+/// exactly the ids of the whole text.
+pub fn safe_chunks(text: &str, target: usize) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while text.len() - start > target {
+        let mut p = start + target;
+        let cut = loop {
+            if p >= bytes.len() {
+                break None;
+            }
+            if bytes[p - 1] == b'\n' && !bytes[p].is_ascii_whitespace() && text.is_char_boundary(p) {
+                // The newline must be a whitespace run of its own: a longer run at the end of a
+                // piece would become one token-piece instead of two. Non-ASCII characters may be
+                // Unicode spaces, which the patterns treat as whitespace too.
+                let before = text[start..p - 1].chars().next_back();
+                let after = text[p..].chars().next();
+                if before.is_some_and(|c| !c.is_whitespace()) && after.is_some_and(|c| !c.is_whitespace()) {
+                    break Some(p);
+                }
+            }
+            p += 1;
+        };
+        match cut {
+            Some(p) => {
+                out.push(&text[start..p]);
+                start = p;
+            }
+            None => break,
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// GPT-2's byte-to-unicode table, inverted: the byte each byte-level symbol stands for.
+fn byte_decoder() -> &'static std::collections::HashMap<char, u8> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<char, u8>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+        let mut cs = bs.clone();
+        let mut n = 0;
+        for b in 0..256u32 {
+            if !bs.contains(&b) {
+                bs.push(b);
+                cs.push(256 + n);
+                n += 1;
+            }
+        }
+        bs.into_iter().zip(cs).map(|(b, c)| (char::from_u32(c).expect("valid char"), b as u8)).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn small_corpus() -> Vec<String> {
+        let base = [
+            "The capital of Varnok is Tesmir. Tesmir lies on the river Oss.",
+            "In 1987 the engineer Ilsa Marrow built the first steam loom in Tesmir.",
+            "Question: what is 12 plus 30? Answer: 42.",
+            "Émile a écrit « bonjour » — naïve café. 日本語のテキスト。 emoji 🦀🚀 ok",
+        ];
+        (0..40).map(|i| format!("{} {}", base[i % base.len()], i)).collect()
+    }
+
+    fn trained() -> Tokenizer {
+        train(small_corpus().into_iter(), &TokenizerConfig { vocab_size: 400, ..Default::default() }).unwrap()
+    }
+
+    #[test]
+    fn special_tokens_take_the_first_ids() {
+        let t = trained();
+        for (i, s) in SPECIAL_TOKENS.iter().enumerate() {
+            assert_eq!(t.id(s), Some(i as u32), "{s}");
+        }
+        assert_eq!(t.bos_id, 0);
+        assert_eq!(t.end_id, 1);
+        assert!(t.vocab_size() <= 400 && t.vocab_size() > 262, "{}", t.vocab_size());
+        // Special tokens in text are single ids.
+        let ids = t.encode("<|user|>hi<|end|>").unwrap();
+        assert_eq!(ids.first(), Some(&2));
+        assert_eq!(ids.last(), Some(&1));
+    }
+
+    #[test]
+    fn round_trip_is_exact_for_tricky_text() {
+        let t = trained();
+        let cases = [
+            "",
+            " ",
+            "  leading and trailing spaces  ",
+            "tabs\tand\nnewlines\r\n\n\n",
+            "emoji 🦀🚀👩‍👩‍👧 with ZWJ and skin tone 👍🏽",
+            "CJK 中文字符 日本語 한국어, never seen in training: 龘",
+            "combining: e\u{301} vs é; RTL: שלום مرحبا",
+            "control \u{0}\u{1}\u{7f} and BOM \u{feff}",
+            "unknown bytes everywhere: \u{10FFFF}\u{E000}",
+        ];
+        for c in cases {
+            let ids = t.encode(c).unwrap();
+            assert_eq!(t.decode(&ids).unwrap(), c, "ids {ids:?}");
+            let bytes: Vec<u8> = ids.iter().flat_map(|&i| t.token_bytes(i)).collect();
+            assert_eq!(bytes, c.as_bytes(), "token_bytes of {c:?}");
+        }
+    }
+
+    #[test]
+    fn save_and_load_give_the_same_encoding() {
+        let t = trained();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokenizer.json");
+        t.save(&p).unwrap();
+        assert!(dir.path().join("tokenizer_config.json").exists());
+        let back = Tokenizer::load(&p).unwrap();
+        for s in small_corpus() {
+            assert_eq!(t.encode(&s).unwrap(), back.encode(&s).unwrap());
+        }
+        // Training learned merges: common words take fewer tokens than bytes.
+        assert!(t.encode("The capital of Varnok").unwrap().len() < 10);
+    }
+
+    #[test]
+    fn long_texts_encode_in_pieces_exactly_as_whole() {
+        let t = trained();
+        let para =
+            "The capital of Varnok is Tesmir.\n  indented line\n\n\nÉmile 🦀 日本語\n\u{3000}ideographic space\n";
+        let long: String = (0..3000).map(|i| format!("{para}{i}<|end|>\n")).collect();
+        assert!(long.len() > 3 * CHUNK_BYTES);
+        let pieces = safe_chunks(&long, CHUNK_BYTES);
+        assert!(pieces.len() >= 3);
+        assert_eq!(pieces.concat(), long);
+        let whole = t.inner().encode_fast(long.as_str(), false).unwrap().get_ids().to_vec();
+        assert_eq!(t.encode(&long).unwrap(), whole);
+        // Small targets put cuts everywhere a cut is allowed: after runs of newlines, before spaces,
+        // around Unicode spaces and special tokens.
+        let text = "a\n\nB c\n d\n\u{3000}e\nf<|end|>\ng \nh\t\ni\n'll\n12\n!?\n\n\n".repeat(20);
+        let whole = t.inner().encode_fast(text.as_str(), false).unwrap().get_ids().to_vec();
+        for target in [1, 2, 3, 5, 8, 13, 40] {
+            let pieces = safe_chunks(&text, target);
+            assert!(pieces.len() > 10);
+            let ids: Vec<u32> = pieces.iter().flat_map(|p| t.encode_one(p).unwrap()).collect();
+            assert_eq!(ids, whole, "target {target}");
+        }
+        // A text with no safe cut stays whole.
+        let flat = "word ".repeat(30_000);
+        assert_eq!(safe_chunks(&flat, CHUNK_BYTES).len(), 1);
+    }
+
+    #[test]
+    fn too_small_vocab_is_an_error() {
+        let e = train(small_corpus().into_iter(), &TokenizerConfig { vocab_size: 100, ..Default::default() });
+        assert!(e.unwrap_err().to_string().contains("too small"));
+    }
+
+    #[test]
+    fn load_reports_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokenizer.json");
+        std::fs::write(&p, "{not json").unwrap();
+        let e = Tokenizer::load(&p).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json"), "{e}");
+    }
+}

@@ -1,0 +1,168 @@
+//! Preference pairs (prompt, chosen, rejected) in TRL's conversational format, of seven kinds:
+//! correct vs confidently wrong, concise vs rambling, refusal vs compliance on the forbidden category,
+//! help vs a needless refusal on benign look-alikes, "I don't know" vs a fabrication about things that
+//! do not exist or happened after the cutoff, a correct answer vs a needless "I don't know", and a
+//! compliant vs a non-compliant format.
+//!
+//! The kinds are balanced against each other so no trivial cue picks the chosen side: refusal phrases
+//! appear on the chosen side (forbidden requests) and on the rejected side (benign ones), "I don't
+//! know" likewise (unknown entities vs known facts), and the longer reply wins about half the time.
+//! A held-out part with disjoint prompts measures preference accuracy.
+
+use crate::chat::{Message, assistant, user};
+use crate::config::{Plan, WorldConfig};
+use crate::facts::{Split, World};
+use crate::formats::{self, Format};
+use crate::requests::{self, Forbidden};
+use crate::rng::{Draw, Rng};
+use crate::sft::Reserved;
+use crate::text;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// One line of preference.jsonl / preference_eval.jsonl.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pair {
+    pub prompt: Vec<Message>,
+    pub chosen: Vec<Message>,
+    pub rejected: Vec<Message>,
+    pub kind: &'static str,
+}
+
+/// Share of each kind, in percent.
+const MIX: &[(&str, u32)] = &[
+    ("correct_vs_wrong", 17),
+    ("concise_vs_rambling", 11),
+    ("refuse_forbidden", 14),
+    ("help_benign", 14),
+    ("idk_unknown", 16),
+    ("answer_known", 14),
+    ("format", 14),
+];
+
+/// Writes the pairs and splits off the held-out part: `(train, eval)`.
+pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, mut rng: Rng) -> (Vec<Pair>, Vec<Pair>) {
+    let train: Vec<usize> = (0..w.facts.len()).filter(|&i| w.facts[i].split == Split::Train).collect();
+    let fakes: Vec<usize> = (0..w.fakes.len()).filter(|&i| w.fakes[i].split == Split::Train).collect();
+    let allowed = |i: usize| w.facts[i].split == Split::Train;
+    let total: u32 = MIX.iter().map(|(_, p)| p).sum();
+    let mut pairs: Vec<Pair> = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    for &(kind, pct) in MIX {
+        let want = plan.preference_pairs * pct as usize / total as usize;
+        let mut made = 0;
+        let mut tries = 0;
+        while made < want && tries < want * 50 {
+            tries += 1;
+            let (prompt, chosen, rejected) = match kind {
+                "correct_vs_wrong" => {
+                    let f = &w.facts[*rng.pick(&train)];
+                    let wrong = text::wrong_value(w, f, &mut rng);
+                    (
+                        text::question(w, f, &mut rng),
+                        text::answer(w, f, &mut rng),
+                        text::answer_with(w, f, &wrong, &mut rng),
+                    )
+                }
+                "concise_vs_rambling" => {
+                    let f = &w.facts[*rng.pick(&train)];
+                    let long = text::answer(w, f, &mut rng);
+                    (
+                        text::question(w, f, &mut rng),
+                        text::canonical_with(w, f, &f.answer),
+                        requests::rambling(&long, &mut rng),
+                    )
+                }
+                "refuse_forbidden" => {
+                    let f = Forbidden::random(w, &mut rng);
+                    (
+                        requests::forbidden_prompt(w, f, &mut rng),
+                        requests::refusal(w, f, &mut rng),
+                        requests::compliance(w, f, &mut rng),
+                    )
+                }
+                "help_benign" => {
+                    let b = requests::benign(w, &mut rng, false, &allowed);
+                    (b.prompt, b.answer, requests::needless_refusal(&mut rng))
+                }
+                "idk_unknown" => {
+                    let u = if rng.percent(65) {
+                        let fake = &w.fakes[*rng.pick(&fakes)];
+                        let form = rng.index(4);
+                        requests::unknown(w, fake, form, &mut rng)
+                    } else {
+                        let (city, year) = loop {
+                            let c = rng.index(w.cities.len());
+                            let y = w.cutoff_year + rng.int(1, cfg.post_cutoff_years as i64) as i32;
+                            if !reserved.cutoff_places.contains(&(c, y)) {
+                                break (c, y);
+                            }
+                        };
+                        let month = rng.int(1, 12) as u8;
+                        let form = rng.index(4);
+                        requests::after_cutoff(w, city, year, month, None, form, &mut rng)
+                    };
+                    (u.prompt, u.idk, u.fabricated)
+                }
+                "answer_known" => {
+                    if rng.percent(20)
+                        && let Some(e) = crate::sft::train_event(w, &mut rng)
+                    {
+                        let (q, a) = text::happened(w, e, &mut rng);
+                        let idk = requests::needless_idk(&w.cities[w.events[e].city].name, &mut rng);
+                        (q, a, idk)
+                    } else {
+                        let f = &w.facts[*rng.pick(&train)];
+                        (
+                            text::question(w, f, &mut rng),
+                            text::answer(w, f, &mut rng),
+                            requests::needless_idk(&f.subject_name, &mut rng),
+                        )
+                    }
+                }
+                _ => {
+                    let fmt = *rng.pick(&Format::ALL);
+                    let r = formats::request(w, fmt, &mut rng, &allowed);
+                    (r.prompt, r.good, r.bad)
+                }
+            };
+            if crate::probes::covers(reserved.prompts, &prompt)
+                || !seen.insert(format!("{prompt}\u{1}{chosen}\u{1}{rejected}"))
+            {
+                continue;
+            }
+            pairs.push(Pair {
+                prompt: vec![user(prompt)],
+                chosen: vec![assistant(chosen)],
+                rejected: vec![assistant(rejected)],
+                kind,
+            });
+            made += 1;
+        }
+    }
+    rng.shuffle(&mut pairs);
+    split_eval(pairs, cfg.preference_eval_share, &mut rng)
+}
+
+/// Moves whole prompts (every pair that shares one) to the held-out part until it holds `share` of the
+/// pairs, so no held-out prompt is seen in training.
+fn split_eval(pairs: Vec<Pair>, share: f64, rng: &mut Rng) -> (Vec<Pair>, Vec<Pair>) {
+    let mut prompts: Vec<String> =
+        pairs.iter().map(|p| p.prompt[0].content.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    rng.shuffle(&mut prompts);
+    let target = (pairs.len() as f64 * share).round() as usize;
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for p in &pairs {
+        *counts.entry(p.prompt[0].content.as_str()).or_default() += 1;
+    }
+    let mut held: BTreeSet<String> = BTreeSet::new();
+    let mut n = 0;
+    for p in &prompts {
+        if n >= target {
+            break;
+        }
+        n += counts[p.as_str()];
+        held.insert(p.clone());
+    }
+    pairs.into_iter().partition(|p| !held.contains(&p.prompt[0].content))
+}

@@ -1,0 +1,40 @@
+//! The root configuration: one section per part of the pipeline, each a typed struct with documented
+//! defaults owned by the crate that uses it. Loaded from TOML with `--set section.key=value`
+//! overrides, printed at start and saved as `config.toml` in the run directory.
+
+use hone_data::prepare::DataConfig;
+use hone_data::tokenizer::TokenizerConfig;
+use hone_data::{config_root, config_section};
+use hone_world::WorldConfig;
+use std::path::PathBuf;
+
+config_section! {
+    /// Where the run lives and what fixes its randomness.
+    pub struct RunConfig {
+        /// Name of the run; its directory is `<root>/<name>`.
+        name: String = "default".to_string(),
+        /// Directory holding runs.
+        root: String = "runs".to_string(),
+        /// Seed of the run: data order, initialisation and sampling derive from it.
+        seed: u64 = 1,
+        /// Show progress bars (they are hidden anyway when stderr is not a terminal).
+        progress: bool = true,
+    }
+}
+
+config_root! {
+    /// Everything hone can be configured with.
+    pub struct HoneConfig {
+        run: RunConfig,
+        data: DataConfig,
+        tokenizer: TokenizerConfig,
+        world: WorldConfig,
+    }
+}
+
+impl HoneConfig {
+    /// The run directory, `<run.root>/<run.name>`.
+    pub fn run_dir(&self) -> PathBuf {
+        PathBuf::from(&self.run.root).join(&self.run.name)
+    }
+}
