@@ -212,11 +212,12 @@ impl Tokenizer {
 /// of bytes per input byte, which for a whole book would dominate memory.
 pub const CHUNK_BYTES: usize = 1 << 16;
 
-/// Cuts `text` into pieces of about `target` bytes, only after a single newline that sits between
-/// two non-whitespace characters. The byte-level pre-tokenizer's pieces never cross such a point (the
-/// newline is a whitespace piece of its own whether or not text follows, and no pattern starts before
-/// it), and no special token contains a newline, so encoding the pieces and concatenating gives
-/// exactly the ids of the whole text.
+/// Cuts `text` into pieces of about `target` bytes, only after a lone newline or before a lone space
+/// that sits between two non-whitespace characters. The byte-level pre-tokenizer's pieces never
+/// cross such a point (a piece of letters, digits or punctuation ends at the whitespace; a lone newline
+/// is a piece of its own whether or not text follows; a lone space joins the word after it, which
+/// starts the next piece either way), and no special token contains whitespace, so encoding the
+/// pieces and concatenating gives exactly the ids of the whole text.
 pub fn safe_chunks(text: &str, target: usize) -> Vec<&str> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
@@ -227,12 +228,18 @@ pub fn safe_chunks(text: &str, target: usize) -> Vec<&str> {
             if p >= bytes.len() {
                 break None;
             }
-            if bytes[p - 1] == b'\n' && !bytes[p].is_ascii_whitespace() && text.is_char_boundary(p) {
-                // The newline must be a whitespace run of its own: a longer run at the end of a
-                // piece would become one token-piece instead of two. Non-ASCII characters may be
-                // Unicode spaces, which the patterns treat as whitespace too.
-                let before = text[start..p - 1].chars().next_back();
-                let after = text[p..].chars().next();
+            // Cut after a lone newline, or before a lone space.
+            let (ws, after_at) = match (bytes[p - 1], bytes[p]) {
+                (b'\n', _) => (p - 1, p),
+                (_, b' ') => (p, p + 1),
+                _ => (usize::MAX, 0),
+            };
+            if ws != usize::MAX && after_at < bytes.len() && text.is_char_boundary(ws) {
+                // The whitespace character must be a run of its own: a longer run at the end of a
+                // piece would be split differently. Non-ASCII characters may be Unicode spaces,
+                // which the patterns treat as whitespace too.
+                let before = text[start..ws].chars().next_back();
+                let after = text[after_at..].chars().next();
                 if before.is_some_and(|c| !c.is_whitespace()) && after.is_some_and(|c| !c.is_whitespace()) {
                     break Some(p);
                 }
@@ -353,7 +360,9 @@ mod tests {
         assert_eq!(t.encode(&long).unwrap(), whole);
         // Small targets put cuts everywhere a cut is allowed: after runs of newlines, before spaces,
         // around Unicode spaces and special tokens.
-        let text = "a\n\nB c\n d\n\u{3000}e\nf<|end|>\ng \nh\t\ni\n'll\n12\n!?\n\n\n".repeat(20);
+        let text =
+            "a\n\nB c\n d\n\u{3000}e\nf<|end|>\ng \nh\t\ni\n'll\n12\n!?\n\n\n x  y\r\nz \u{3000}w 'd 3 4\u{a0}5 "
+                .repeat(20);
         let whole = t.inner().encode_fast(text.as_str(), false).unwrap().get_ids().to_vec();
         for target in [1, 2, 3, 5, 8, 13, 40] {
             let pieces = safe_chunks(&text, target);
@@ -362,7 +371,7 @@ mod tests {
             assert_eq!(ids, whole, "target {target}");
         }
         // A text with no safe cut stays whole.
-        let flat = "word ".repeat(30_000);
+        let flat = "word\t".repeat(30_000);
         assert_eq!(safe_chunks(&flat, CHUNK_BYTES).len(), 1);
     }
 
