@@ -5,6 +5,8 @@
 use hone_data::prepare::DataConfig;
 use hone_data::tokenizer::TokenizerConfig;
 use hone_data::{config_root, config_section};
+use hone_model::ModelConfig;
+use hone_train::{OptimConfig, PretrainConfig};
 use hone_world::WorldConfig;
 use std::path::PathBuf;
 
@@ -29,6 +31,9 @@ config_root! {
         data: DataConfig,
         tokenizer: TokenizerConfig,
         world: WorldConfig,
+        model: ModelConfig,
+        optim: OptimConfig,
+        pretrain: PretrainConfig,
     }
 }
 

@@ -24,6 +24,8 @@ enum Cmd {
     /// Generate the built-in fictional world: corpus, SFT, preference pairs and probes.
     #[command(subcommand)]
     World(cmd::world::WorldCmd),
+    /// Pretrain a model on prepared token shards (next-token prediction); Ctrl-C stops, rerun resumes.
+    Pretrain(cmd::pretrain::PretrainArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Tokenizer(c) => cmd::tokenizer::run(c),
         Cmd::Data(c) => cmd::data::run(c),
         Cmd::World(c) => cmd::world::run(c),
+        Cmd::Pretrain(a) => cmd::pretrain::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,515 @@
+//! The Llama-style decoder: token embedding, `num_hidden_layers` pre-norm blocks of grouped-query
+//! attention with rotary positions (optionally QK-norm) and a SwiGLU MLP, a final RMSNorm and the
+//! output projection (optionally tied to the embedding). It follows Hugging Face's
+//! `modeling_llama.py` operation for operation, so weights move between the two unchanged: Linear
+//! weights are `[out, in]`, parameter names are the `LlamaForCausalLM` state-dict keys.
+//!
+//! Plain burn ops only; burn's autodiff provides the backward pass.
+
+use crate::config::LlamaConfig;
+use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::module::embedding;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+
+/// What a parameter is, for optimizers that treat kinds differently (no weight decay on norms and
+/// embeddings; Muon only for hidden matrices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// The token embedding matrix `[vocab, hidden]`.
+    Embedding,
+    /// An RMSNorm gain vector.
+    Norm,
+    /// A hidden weight matrix `[out, in]` inside a block.
+    Matrix,
+    /// The output projection `lm_head` `[vocab, hidden]` (absent when tied).
+    Head,
+}
+
+/// A parameter tensor: norms are vectors, everything else a matrix.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Vector(Tensor<1>),
+    Matrix(Tensor<2>),
+}
+
+impl Param {
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            Param::Vector(t) => t.dims().to_vec(),
+            Param::Matrix(t) => t.dims().to_vec(),
+        }
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// The values as a flat f32 vector (row-major).
+    pub fn to_vec(&self) -> Vec<f32> {
+        let data = match self {
+            Param::Vector(t) => t.to_data(),
+            Param::Matrix(t) => t.to_data(),
+        };
+        data.convert::<f32>().try_into_vec::<f32>().expect("parameters are f32")
+    }
+
+    /// A flat view `[numel]`, for elementwise optimizer math.
+    pub fn flat(&self) -> Tensor<1> {
+        match self {
+            Param::Vector(t) => t.clone(),
+            Param::Matrix(t) => t.clone().reshape([-1]),
+        }
+    }
+
+    /// A tensor of this parameter's shape from a flat `[numel]` tensor.
+    pub fn like(&self, flat: Tensor<1>) -> Param {
+        match self {
+            Param::Vector(_) => Param::Vector(flat),
+            Param::Matrix(t) => Param::Matrix(flat.reshape(t.dims())),
+        }
+    }
+
+    fn into_matrix(self) -> Tensor<2> {
+        match self {
+            Param::Matrix(t) => t,
+            Param::Vector(_) => unreachable!("param_specs gives matrices two axes"),
+        }
+    }
+
+    fn into_vector(self) -> Tensor<1> {
+        match self {
+            Param::Vector(t) => t,
+            Param::Matrix(_) => unreachable!("param_specs gives vectors one axis"),
+        }
+    }
+
+    /// This parameter's gradient in `grads`, if it took part in the graph.
+    pub fn grad(&self, grads: &burn::tensor::Gradients) -> Option<Param> {
+        match self {
+            Param::Vector(t) => t.grad(grads).map(Param::Vector),
+            Param::Matrix(t) => t.grad(grads).map(Param::Matrix),
+        }
+    }
+
+    /// The same values as a fresh leaf that records gradients when `device` is an autodiff device.
+    pub fn into_leaf(self, device: &Device) -> Param {
+        match self {
+            Param::Vector(t) => Param::Vector(leaf(t, device)),
+            Param::Matrix(t) => Param::Matrix(leaf(t, device)),
+        }
+    }
+}
+
+/// Makes `t` a gradient-recording leaf on autodiff devices, and plain elsewhere.
+fn leaf<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
+    let t = t.without_autodiff();
+    if device.is_autodiff() { t.autodiff().require_grad() } else { t }
+}
+
+/// One parameter's name (its Hugging Face state-dict key), kind and shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub kind: ParamKind,
+    pub shape: Vec<usize>,
+}
+
+/// Every parameter of a model with this config, in the canonical order used everywhere
+/// (initialisation, safetensors files, optimizer state).
+pub fn param_specs(c: &LlamaConfig) -> Vec<ParamSpec> {
+    let (d, hd, i) = (c.hidden_size, c.head_dim(), c.intermediate_size);
+    let spec = |name: String, kind, shape: Vec<usize>| ParamSpec { name, kind, shape };
+    let mut v = vec![spec("model.embed_tokens.weight".into(), ParamKind::Embedding, vec![c.vocab_size, d])];
+    for l in 0..c.num_hidden_layers {
+        let p = format!("model.layers.{l}");
+        v.push(spec(format!("{p}.input_layernorm.weight"), ParamKind::Norm, vec![d]));
+        v.push(spec(format!("{p}.self_attn.q_proj.weight"), ParamKind::Matrix, vec![c.num_attention_heads * hd, d]));
+        v.push(spec(format!("{p}.self_attn.k_proj.weight"), ParamKind::Matrix, vec![c.num_key_value_heads * hd, d]));
+        v.push(spec(format!("{p}.self_attn.v_proj.weight"), ParamKind::Matrix, vec![c.num_key_value_heads * hd, d]));
+        v.push(spec(format!("{p}.self_attn.o_proj.weight"), ParamKind::Matrix, vec![d, c.num_attention_heads * hd]));
+        if c.qk_norm {
+            v.push(spec(format!("{p}.self_attn.q_norm.weight"), ParamKind::Norm, vec![hd]));
+            v.push(spec(format!("{p}.self_attn.k_norm.weight"), ParamKind::Norm, vec![hd]));
+        }
+        v.push(spec(format!("{p}.post_attention_layernorm.weight"), ParamKind::Norm, vec![d]));
+        v.push(spec(format!("{p}.mlp.gate_proj.weight"), ParamKind::Matrix, vec![i, d]));
+        v.push(spec(format!("{p}.mlp.up_proj.weight"), ParamKind::Matrix, vec![i, d]));
+        v.push(spec(format!("{p}.mlp.down_proj.weight"), ParamKind::Matrix, vec![d, i]));
+    }
+    v.push(spec("model.norm.weight".into(), ParamKind::Norm, vec![d]));
+    if !c.tie_word_embeddings {
+        v.push(spec("lm_head.weight".into(), ParamKind::Head, vec![c.vocab_size, d]));
+    }
+    v
+}
+
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub q_proj: Tensor<2>,
+    pub k_proj: Tensor<2>,
+    pub v_proj: Tensor<2>,
+    pub o_proj: Tensor<2>,
+    pub q_norm: Option<Tensor<1>>,
+    pub k_norm: Option<Tensor<1>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    pub gate_proj: Tensor<2>,
+    pub up_proj: Tensor<2>,
+    pub down_proj: Tensor<2>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecoderLayer {
+    pub input_layernorm: Tensor<1>,
+    pub self_attn: Attention,
+    pub post_attention_layernorm: Tensor<1>,
+    pub mlp: Mlp,
+}
+
+/// The model. Cloning is cheap (tensors are reference counted).
+#[derive(Debug, Clone)]
+pub struct Llama {
+    pub config: LlamaConfig,
+    pub embed_tokens: Tensor<2>,
+    pub layers: Vec<DecoderLayer>,
+    pub norm: Tensor<1>,
+    /// `None` when the output projection is tied to `embed_tokens`.
+    pub lm_head: Option<Tensor<2>>,
+    /// Rotary tables `[max_positions, head_dim]`, constants.
+    rope_cos: Tensor<2>,
+    rope_sin: Tensor<2>,
+    device: Device,
+}
+
+/// A mutable reference to one parameter tensor inside the model.
+enum Slot<'a> {
+    V(&'a mut Tensor<1>),
+    M(&'a mut Tensor<2>),
+}
+
+impl Llama {
+    /// A freshly initialised model: weight matrices ~ N(0, initializer_range²), with the two
+    /// projections that write into the residual stream (`o_proj`, `down_proj`) scaled by
+    /// 1/√(2·layers) as in GPT-2, and norm gains at 1. A pure function of `(config, seed)`: values are
+    /// drawn on the host with ChaCha8, so every device starts from the same weights.
+    pub fn init(config: &LlamaConfig, seed: u64, device: &Device) -> anyhow::Result<Llama> {
+        config.validate()?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let residual_scale = 1.0 / (2.0 * config.num_hidden_layers as f64).sqrt();
+        Llama::build(config, device, |spec| {
+            let n: usize = spec.shape.iter().product();
+            Ok(match spec.kind {
+                ParamKind::Norm => vec![1.0; n],
+                _ => {
+                    let out_proj = spec.name.ends_with("o_proj.weight") || spec.name.ends_with("down_proj.weight");
+                    let std = config.initializer_range * if out_proj { residual_scale } else { 1.0 };
+                    normal_vec(&mut rng, n, std)
+                }
+            })
+        })
+    }
+
+    /// Builds a model whose parameter values come from `values` (called once per [`ParamSpec`], in
+    /// canonical order, returning `numel` f32 values).
+    pub fn build(
+        config: &LlamaConfig,
+        device: &Device,
+        mut values: impl FnMut(&ParamSpec) -> anyhow::Result<Vec<f32>>,
+    ) -> anyhow::Result<Llama> {
+        config.validate()?;
+        let mut made: HashMap<String, Param> = HashMap::new();
+        for spec in param_specs(config) {
+            let v = values(&spec)?;
+            let n: usize = spec.shape.iter().product();
+            anyhow::ensure!(v.len() == n, "{}: expected {n} values, got {}", spec.name, v.len());
+            let data = TensorData::new(v, spec.shape.clone());
+            let p = match spec.shape.len() {
+                1 => Param::Vector(Tensor::<1>::from_data(data, device)),
+                _ => Param::Matrix(Tensor::<2>::from_data(data, device)),
+            };
+            made.insert(spec.name.clone(), p.into_leaf(device));
+        }
+        let mut take = |name: &str| made.remove(name).unwrap_or_else(|| unreachable!("{name} is in param_specs"));
+        let embed_tokens = take("model.embed_tokens.weight").into_matrix();
+        let mut layers = Vec::new();
+        for l in 0..config.num_hidden_layers {
+            let mut t = |suffix: &str| take(&format!("model.layers.{l}.{suffix}.weight"));
+            let self_attn = Attention {
+                q_proj: t("self_attn.q_proj").into_matrix(),
+                k_proj: t("self_attn.k_proj").into_matrix(),
+                v_proj: t("self_attn.v_proj").into_matrix(),
+                o_proj: t("self_attn.o_proj").into_matrix(),
+                q_norm: config.qk_norm.then(|| t("self_attn.q_norm").into_vector()),
+                k_norm: config.qk_norm.then(|| t("self_attn.k_norm").into_vector()),
+            };
+            let mlp = Mlp {
+                gate_proj: t("mlp.gate_proj").into_matrix(),
+                up_proj: t("mlp.up_proj").into_matrix(),
+                down_proj: t("mlp.down_proj").into_matrix(),
+            };
+            layers.push(DecoderLayer {
+                input_layernorm: t("input_layernorm").into_vector(),
+                self_attn,
+                post_attention_layernorm: t("post_attention_layernorm").into_vector(),
+                mlp,
+            });
+        }
+        let lm_head = (!config.tie_word_embeddings).then(|| take("lm_head.weight").into_matrix());
+        let norm = take("model.norm.weight").into_vector();
+        let (rope_cos, rope_sin) = rope_tables(config, device);
+        Ok(Llama {
+            config: config.clone(),
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rope_cos,
+            rope_sin,
+            device: device.clone(),
+        })
+    }
+
+    /// A copy off the autodiff graph, for evaluation and sampling (records nothing).
+    pub fn to_inference(&self) -> Llama {
+        let mut m = self.clone();
+        m.device = self.device.clone().without_autodiff();
+        m.update_params(|_, p| Ok(p)).expect("same parameters back");
+        m.rope_cos = m.rope_cos.without_autodiff();
+        m.rope_sin = m.rope_sin.without_autodiff();
+        m
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Mutable references to every parameter, in [`param_specs`] order.
+    fn slots(&mut self) -> Vec<Slot<'_>> {
+        let mut v = vec![Slot::M(&mut self.embed_tokens)];
+        for layer in &mut self.layers {
+            let a = &mut layer.self_attn;
+            v.push(Slot::V(&mut layer.input_layernorm));
+            v.push(Slot::M(&mut a.q_proj));
+            v.push(Slot::M(&mut a.k_proj));
+            v.push(Slot::M(&mut a.v_proj));
+            v.push(Slot::M(&mut a.o_proj));
+            if let (Some(q), Some(k)) = (a.q_norm.as_mut(), a.k_norm.as_mut()) {
+                v.push(Slot::V(q));
+                v.push(Slot::V(k));
+            }
+            v.push(Slot::V(&mut layer.post_attention_layernorm));
+            v.push(Slot::M(&mut layer.mlp.gate_proj));
+            v.push(Slot::M(&mut layer.mlp.up_proj));
+            v.push(Slot::M(&mut layer.mlp.down_proj));
+        }
+        v.push(Slot::V(&mut self.norm));
+        if let Some(h) = self.lm_head.as_mut() {
+            v.push(Slot::M(h));
+        }
+        v
+    }
+
+    /// Every parameter with its spec, in canonical order.
+    pub fn params(&self) -> Vec<(ParamSpec, Param)> {
+        let specs = param_specs(&self.config);
+        let mut me = self.clone();
+        let slots = me.slots();
+        debug_assert_eq!(specs.len(), slots.len());
+        specs
+            .into_iter()
+            .zip(slots)
+            .map(|(s, slot)| {
+                let p = match slot {
+                    Slot::V(t) => Param::Vector(t.clone()),
+                    Slot::M(t) => Param::Matrix(t.clone()),
+                };
+                (s, p)
+            })
+            .collect()
+    }
+
+    /// Replaces every parameter with `f(spec, current)`, in canonical order. The results become fresh
+    /// gradient-recording leaves on autodiff devices.
+    pub fn update_params(
+        &mut self,
+        mut f: impl FnMut(&ParamSpec, Param) -> anyhow::Result<Param>,
+    ) -> anyhow::Result<()> {
+        let specs = param_specs(&self.config);
+        let device = self.device.clone();
+        for (spec, slot) in specs.iter().zip(self.slots()) {
+            match slot {
+                Slot::V(t) => match f(spec, Param::Vector(t.clone()))?.into_leaf(&device) {
+                    Param::Vector(n) => *t = n,
+                    Param::Matrix(_) => anyhow::bail!("{}: a vector parameter was replaced by a matrix", spec.name),
+                },
+                Slot::M(t) => match f(spec, Param::Matrix(t.clone()))?.into_leaf(&device) {
+                    Param::Matrix(n) => *t = n,
+                    Param::Vector(_) => anyhow::bail!("{}: a matrix parameter was replaced by a vector", spec.name),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Logits for every position. `ids`: `[batch, seq]` token ids; returns `[batch, seq, vocab]`.
+    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let c = &self.config;
+        let [_, s] = ids.dims();
+        assert!(s <= c.max_position_embeddings, "sequence of {s} tokens exceeds max_position_embeddings");
+        let hd = c.head_dim();
+        // [1, 1, seq, head_dim]
+        let cos = self.rope_cos.clone().narrow(0, 0, s).reshape([1, 1, s, hd]);
+        let sin = self.rope_sin.clone().narrow(0, 0, s).reshape([1, 1, s, hd]);
+        let mask = causal_mask(c.num_attention_heads / c.num_key_value_heads, s, &self.device);
+        let mut x = embedding(self.embed_tokens.clone(), ids); // [batch, seq, hidden]
+        for layer in &self.layers {
+            let h = rms_norm(x.clone(), &layer.input_layernorm, c.rms_norm_eps);
+            x = x + layer.self_attn.forward(h, &cos, &sin, &mask, c);
+            let h = rms_norm(x.clone(), &layer.post_attention_layernorm, c.rms_norm_eps);
+            x = x + layer.mlp.forward(h);
+        }
+        let x = rms_norm(x, &self.norm, c.rms_norm_eps);
+        linear(x, self.lm_head.as_ref().unwrap_or(&self.embed_tokens)) // [batch, seq, vocab]
+    }
+}
+
+impl Attention {
+    /// `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`.
+    fn forward(&self, x: Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, mask: &Tensor<4>, c: &LlamaConfig) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
+        let n_rep = nh / nkv;
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2); // [batch, n, seq, head_dim]
+        let mut q = heads(linear(x.clone(), &self.q_proj), nh);
+        let mut k = heads(linear(x.clone(), &self.k_proj), nkv);
+        let v = heads(linear(x, &self.v_proj), nkv);
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = rms_norm(q, qn, c.rms_norm_eps);
+            k = rms_norm(k, kn, c.rms_norm_eps);
+        }
+        let q = apply_rope(q, cos, sin);
+        let k = apply_rope(k, cos, sin);
+        // Grouped-query attention without copying K and V per query head: query head h uses kv head
+        // h / n_rep (as HF's repeat_kv), so the n_rep query heads of one kv head are stacked along the
+        // sequence axis and share one matmul with it.
+        let q = q.reshape([b, nkv, n_rep * s, hd]);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt()); // [b, nkv, n_rep*seq, seq]
+        let probs = softmax(scores + mask.clone(), 3);
+        let out = probs.matmul(v); // [b, nkv, n_rep*seq, head_dim]
+        let out = out.reshape([b, nh, s, hd]).swap_dims(1, 2).reshape([b, s, nh * hd]);
+        linear(out, &self.o_proj)
+    }
+}
+
+impl Mlp {
+    /// SwiGLU: `down(silu(gate(x)) * up(x))`, `[batch, seq, hidden]` → same.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let g = silu(linear(x.clone(), &self.gate_proj)); // [batch, seq, intermediate]
+        linear(g * linear(x, &self.up_proj), &self.down_proj)
+    }
+}
+
+/// `x @ wᵀ` for a PyTorch-layout weight `w: [out, in]`; `x: [batch, seq, in]` → `[batch, seq, out]`.
+pub fn linear(x: Tensor<3>, w: &Tensor<2>) -> Tensor<3> {
+    let [b, s, i] = x.dims();
+    let [o, _] = w.dims();
+    x.reshape([b * s, i]).matmul(w.clone().transpose()).reshape([b, s, o])
+}
+
+/// RMSNorm over the last axis: `w · x / sqrt(mean(x²) + eps)`.
+pub fn rms_norm<const D: usize>(x: Tensor<D>, w: &Tensor<1>, eps: f64) -> Tensor<D> {
+    let ms = x.clone().square().mean_dim(D - 1); // [..., 1]
+    x * ms.add_scalar(eps).sqrt().recip() * w.clone().unsqueeze::<D>()
+}
+
+/// HF's rotary embedding: `x·cos + rotate_half(x)·sin` with `rotate_half(x) = [-x₂, x₁]` over the two
+/// halves of the head dimension. `x`: `[batch, heads, seq, head_dim]`.
+fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+    let half = x.dims()[3] / 2;
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.clone().narrow(3, half, half);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone() + rotated * sin.clone()
+}
+
+/// cos/sin tables `[max_positions, head_dim]`, computed in f64 and rounded once to f32.
+fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let (hd, n) = (c.head_dim(), c.max_position_embeddings);
+    let mut cos = Vec::with_capacity(n * hd);
+    let mut sin = Vec::with_capacity(n * hd);
+    for pos in 0..n {
+        for j in 0..hd {
+            let i = (j % (hd / 2)) as f64;
+            let angle = pos as f64 / c.rope_theta.powf(2.0 * i / hd as f64);
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    let plain = device.clone().without_autodiff();
+    let t = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [n, hd]), &plain).autodiff_like(device);
+    (t(cos), t(sin))
+}
+
+/// Additive causal mask `[1, 1, n_rep*seq, seq]` for queries stacked `n_rep` times along the
+/// sequence axis: row `r*seq + i` may see keys `0..=i`.
+fn causal_mask(n_rep: usize, s: usize, device: &Device) -> Tensor<4> {
+    let mut m = vec![0f32; n_rep * s * s];
+    for r in 0..n_rep {
+        for i in 0..s {
+            for j in i + 1..s {
+                m[(r * s + i) * s + j] = f32::NEG_INFINITY;
+            }
+        }
+    }
+    let plain = device.clone().without_autodiff();
+    Tensor::<4>::from_data(TensorData::new(m, [1, 1, n_rep * s, s]), &plain).autodiff_like(device)
+}
+
+/// Log-probability of each target token: `logits [batch, seq, vocab]`, `targets [batch, seq]` →
+/// `[batch, seq]`.
+pub fn token_log_probs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
+    let [b, s, v] = logits.dims();
+    let logp = log_softmax(logits.reshape([b * s, v]), 1);
+    logp.gather(1, targets.reshape([b * s, 1])).reshape([b, s])
+}
+
+/// Mean cross-entropy (nats per token) over every position.
+pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
+    token_log_probs(logits, targets).mean().neg()
+}
+
+/// `n` draws from N(0, std²) (Box–Muller on ChaCha8, so the sequence is portable).
+fn normal_vec(rng: &mut impl Rng, n: usize, std: f64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n + 1);
+    while out.len() < n {
+        let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
+        let u2: f64 = rng.random::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt() * std;
+        let t = std::f64::consts::TAU * u2;
+        out.push((r * t.cos()) as f32);
+        out.push((r * t.sin()) as f32);
+    }
+    out.truncate(n);
+    out
+}
+
+/// Token ids as an int tensor `[batch, seq]`.
+pub fn ids_tensor(ids: &[u32], batch: usize, seq: usize, device: &Device) -> Tensor<2, Int> {
+    let v: Vec<i64> = ids.iter().map(|&x| x as i64).collect();
+    Tensor::<2, Int>::from_data(TensorData::new(v, [batch, seq]), device)
+}
+
+trait AutodiffLike {
+    fn autodiff_like(self, device: &Device) -> Self;
+}
+
+impl<const D: usize> AutodiffLike for Tensor<D> {
+    /// Constants live on the plain device and join autodiff graphs as untracked inputs.
+    fn autodiff_like(self, device: &Device) -> Self {
+        if device.is_autodiff() { self.autodiff() } else { self }
+    }
+}

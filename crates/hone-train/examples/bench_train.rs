@@ -1,0 +1,107 @@
+//! hone side of the training-throughput benchmark (see `scripts/bench_train.sh`, which runs it next
+//! to `scripts/bench_train_torch.py` on the same threads).
+//!
+//! Trains the given preset on random tokens through the real trainer step (forward, cross-entropy,
+//! backward, global-norm clipping to 1.0, AdamW with decay on 2-D matrices) and prints one JSON line:
+//! tokens/s and seconds per step (median after warmup), FLOPs per token, and the f32 matrix-multiply
+//! rate burn Flex reaches on this machine.
+//!
+//! `cargo run --release -p hone-train --example bench_train -- --preset tiny --vocab 4096 --batch 16 --seq 128`
+
+use hone_model::burn::tensor::{Device, Distribution, Tensor};
+use hone_model::{Llama, ModelConfig};
+use hone_train::pretrain::PretrainTask;
+use hone_train::{LoopSettings, OptimConfig, PretrainConfig, Trainer};
+use rand::{Rng, SeedableRng};
+use std::time::Instant;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}: cannot parse `{v}`")))
+        .unwrap_or(default)
+}
+
+/// GFLOP/s of an n×n by n×n f32 matmul through burn on `device`.
+fn matmul_gflops(device: &Device, n: usize, reps: usize) -> f64 {
+    let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    for _ in 0..3 {
+        let _: f32 = a.clone().matmul(b.clone()).slice([0..1, 0..1]).into_scalar();
+    }
+    let t = Instant::now();
+    for _ in 0..reps {
+        let _: f32 = a.clone().matmul(b.clone()).slice([0..1, 0..1]).into_scalar();
+    }
+    2.0 * (n as f64).powi(3) * reps as f64 / t.elapsed().as_secs_f64() / 1e9
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let preset: String = arg(&args, "--preset", "tiny".to_string());
+    let vocab: usize = arg(&args, "--vocab", 4096);
+    let batch: usize = arg(&args, "--batch", 16);
+    let seq: usize = arg(&args, "--seq", 128);
+    let steps: usize = arg(&args, "--steps", 10);
+    let warmup: usize = arg(&args, "--warmup", 2);
+    let optimizer: String = arg(&args, "--optimizer", "adamw".to_string());
+    let device_name: String = arg(&args, "--device", "cpu".to_string());
+
+    let mc = ModelConfig { preset, vocab_size: vocab, ..ModelConfig::default() };
+    let cfg = mc.resolve(None)?;
+    let device = hone_model::device::select_autodiff(&device_name)?;
+    let pre = PretrainConfig { steps: (steps + warmup) as u64, batch_size: batch, seq_len: seq, ..Default::default() };
+    let optim = OptimConfig { optimizer, warmup_steps: 1, ..OptimConfig::default() };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let data: Vec<u32> = (0..(batch * (seq + 1) * (steps + warmup) * 4).max(100_000))
+        .map(|_| rng.random_range(0..vocab as u32))
+        .collect();
+    let mut task = PretrainTask {
+        train: &data,
+        val: &data,
+        val_tokens_per_byte: 1.0,
+        seed: 0,
+        batch_size: batch,
+        seq_len: seq,
+        grad_accum: 1,
+        eval_rows: 0,
+    };
+    let model = Llama::init(&cfg, 0, &device)?;
+    let stage = std::env::temp_dir().join(format!("hone-bench-{}", std::process::id()));
+    let settings = LoopSettings::from_pretrain(&pre, String::new(), false);
+    let mut trainer = Trainer::new(model, &optim, settings, &stage, None)?;
+    let mut times = Vec::new();
+    let (mut first, mut last) = (0.0, 0.0);
+    for i in 0..steps + warmup {
+        let t = Instant::now();
+        let out = trainer.train_step(&mut task)?;
+        let dt = t.elapsed().as_secs_f64();
+        if i == 0 {
+            first = out.loss;
+        }
+        last = out.loss;
+        if i >= warmup {
+            times.push(dt);
+        }
+        eprintln!("step {i}: loss {:.4}, {dt:.3} s", out.loss);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let step_s = times[times.len() / 2];
+    let peak = matmul_gflops(&device.clone().without_autodiff(), 1024, 10);
+    println!(
+        "{}",
+        serde_json::json!({
+            "impl": "hone",
+            "threads": rayon::current_num_threads(),
+            "params": cfg.num_params(),
+            "flops_per_token": cfg.train_flops_per_token(seq),
+            "step_s": step_s,
+            "tokens_per_s": (batch * seq) as f64 / step_s,
+            "matmul_gflops": peak,
+            "first_loss": first,
+            "last_loss": last,
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! hone-train: the optimizers (AdamW, Muon), learning-rate schedules, gradient handling, the one
+//! trainer loop every stage uses (accumulation, global-norm clipping, non-finite guard,
+//! checkpoint/resume, metrics, progress, loss curve), and the stages built on it.
+
+pub mod config;
+pub mod data;
+pub mod grads;
+pub mod metrics;
+pub mod optim;
+pub mod plot;
+pub mod pretrain;
+pub mod schedule;
+pub mod signal;
+pub mod trainer;
+
+pub use burn;
+pub use config::{OptimConfig, PretrainConfig};
+pub use pretrain::{PretrainOptions, PretrainReport, run_pretrain};
+pub use trainer::{LoopSettings, Task, Trainer};
