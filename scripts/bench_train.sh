@@ -11,11 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"
 PY="${PYTHON:-.venv/bin/python}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-burn}"
+TARGET="${CARGO_TARGET_DIR:-target}"
 cargo build --release -q -p hone-train --example bench_train
 out=$(mktemp -d)
 echo "hone (burn Flex), RAYON_NUM_THREADS=$THREADS ..." >&2
-RAYON_NUM_THREADS=$THREADS /usr/bin/time -v "$CARGO_TARGET_DIR/release/examples/bench_train" "$@" \
+RAYON_NUM_THREADS=$THREADS /usr/bin/time -v "$TARGET/release/examples/bench_train" "$@" \
   >"$out/hone.json" 2>"$out/hone.err" || { cat "$out/hone.err" >&2; exit 1; }
 echo "PyTorch, torch.set_num_threads($THREADS) ..." >&2
 OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS /usr/bin/time -v "$PY" scripts/bench_train_torch.py --threads "$THREADS" "$@" \
