@@ -27,6 +27,8 @@ hone_data::config_section! {
         /// Divide positive logits (multiply negative ones) of tokens already in the prompt or output
         /// by this (CTRL / Hugging Face style); 1 = off.
         repetition_penalty: f64 = 1.0,
+        /// Do not end (special tokens are not drawn) before this many tokens.
+        min_new_tokens: usize = 0,
         /// Stop when the text contains one of these strings (not included in the output).
         stop: Vec<String> = vec![],
         /// Seed of the sampling RNG (row i uses stream i).
@@ -273,7 +275,13 @@ pub fn generate(
             if row.finish.is_some() {
                 continue;
             }
-            let dist = next_token_distribution(&logits[i * vocab..(i + 1) * vocab], &row.history, cfg);
+            let row_logits = &mut logits[i * vocab..(i + 1) * vocab];
+            if row.tokens.len() < cfg.min_new_tokens {
+                for &t in &specials {
+                    row_logits[t as usize] = f32::NEG_INFINITY;
+                }
+            }
+            let dist = next_token_distribution(row_logits, &row.history, cfg);
             anyhow::ensure!(!dist.is_empty(), "the model produced no finite logit (a diverged checkpoint?)");
             let t = if dist.len() == 1 { dist[0].0 } else { draw(&dist, &mut row.rng) };
             next[i] = t;
