@@ -13,6 +13,8 @@ hone_data::config_section! {
         max_length: usize = 0,
         /// Tokens per forward batch (rows x padded length) when scoring log-likelihoods.
         batch_tokens: usize = 4096,
+        /// Prompts generated together in one batch (greedy tasks with one sample).
+        gen_batch: usize = 16,
         /// Prompt format of generation tasks: `task` (as the task file says), `chat` (the checkpoint's
         /// chat template) or `text` (plain continuation, for base models).
         format: String = "task".to_string(),

@@ -73,8 +73,8 @@ pub fn loglikelihoods(
         let logits = model.forward(ids_tensor(&ids, b, len, &device)); // [b, len, vocab]
         let best: Tensor<3, Int> = logits.clone().argmax(2); // [b, len, 1]
         let lp = token_log_probs(logits, ids_tensor(&tgt, b, len, &device)); // [b, len]
-        let lp: Vec<f32> = lp.into_data().convert::<f32>().into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let best: Vec<i64> = best.into_data().convert::<i64>().into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let lp: Vec<f32> = lp.into_data().convert::<f32>().try_into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let best: Vec<i64> = best.into_data().convert::<i64>().try_into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
         for (row, &i) in batch.iter().enumerate() {
             let (inp, t, c) = &rows[i];
             let span = row * len + inp.len() - c..row * len + inp.len();

@@ -169,9 +169,9 @@ pub fn percentile_interval(v: &mut [f64]) -> (f64, f64) {
 
 /// Computes one metric with its interval.
 pub fn summarise(def: &MetricDef, items: &[&ItemRecord], group: Option<String>, boot: usize, seed: u64) -> Option<Metric> {
-    let (value, n) = value(&def.stat, items)?;
+    let (v, n) = value(&def.stat, items)?;
     let (lo, hi, interval) = if is_proportion(&def.stat, items) {
-        let (lo, hi) = wilson(value * n as f64, n);
+        let (lo, hi) = wilson(v * n as f64, n);
         (lo, hi, "wilson")
     } else {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -188,7 +188,7 @@ pub fn summarise(def: &MetricDef, items: &[&ItemRecord], group: Option<String>, 
     Some(Metric {
         name: def.name.clone(),
         group,
-        value,
+        value: v,
         n,
         lo,
         hi,
