@@ -30,6 +30,8 @@ enum Cmd {
     Sample(cmd::sample::SampleArgs),
     /// Talk with a trained model in the terminal.
     Chat(cmd::chat::ChatArgs),
+    /// Write the stage report of a run: what each stage changed, side by side.
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Pretrain(a) => cmd::pretrain::run(a),
         Cmd::Sample(a) => cmd::sample::run(a),
         Cmd::Chat(a) => cmd::chat::run(a),
+        Cmd::Report(a) => cmd::report::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
