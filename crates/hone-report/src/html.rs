@@ -131,7 +131,7 @@ pub fn render(f: &RunFacts, t: &StageTable, answers: &[AnswerSet]) -> String {
     o.push_str("</table>\n");
     let total: f64 = f.timings.iter().map(|x| x.1).sum();
     if total > 0.0 {
-        let _ = write!(o, "<p>Pipeline wall time: {total:.0} s.</p>\n");
+        let _ = writeln!(o, "<p>Pipeline wall time: {total:.0} s.</p>");
     }
     o.push_str("<h2>What each stage changed</h2>\n");
     if t.columns.is_empty() {
@@ -210,7 +210,7 @@ pub fn render(f: &RunFacts, t: &StageTable, answers: &[AnswerSet]) -> String {
     }
     if let Some(c) = &f.config_toml {
         let _ =
-            write!(o, "<h2>Configuration</h2><details><summary>config.toml</summary><pre>{}</pre></details>\n", esc(c));
+            writeln!(o, "<h2>Configuration</h2><details><summary>config.toml</summary><pre>{}</pre></details>", esc(c));
     }
     o.push_str("</body></html>\n");
     o
