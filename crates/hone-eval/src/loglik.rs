@@ -5,9 +5,9 @@
 //! model never attends to, so a request's score does not depend on its batch.
 
 use anyhow::{Result, bail};
-use hone_model::{Layout, Llama};
 use hone_model::burn::tensor::{Int, Tensor};
 use hone_model::llama::{ids_tensor, token_log_probs};
+use hone_model::{Layout, Llama};
 
 /// Score `continuation` after `context`. `context` is never empty (it starts with BOS at least).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,12 @@ use anyhow::Result;
 use hone_data::tokenizer::Tokenizer;
 
 /// The windows of every text, and how many windows each text has.
-pub fn requests(tok: &Tokenizer, items: &[TextItem], max_len: usize, context_len: usize) -> Result<(Vec<Request>, Vec<(usize, usize)>)> {
+pub fn requests(
+    tok: &Tokenizer,
+    items: &[TextItem],
+    max_len: usize,
+    context_len: usize,
+) -> Result<(Vec<Request>, Vec<(usize, usize)>)> {
     let mut reqs = Vec::new();
     let mut spans = Vec::new();
     for it in items {

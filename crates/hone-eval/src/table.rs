@@ -92,7 +92,8 @@ fn render<const N: usize>(rows: &[[String; N]]) -> String {
     }
     let mut out = String::new();
     for (k, r) in rows.iter().enumerate() {
-        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c}{}", " ".repeat(w[i] - c.chars().count()))).collect();
+        let line: Vec<String> =
+            r.iter().enumerate().map(|(i, c)| format!("{c}{}", " ".repeat(w[i] - c.chars().count()))).collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
         if k == 0 {
             let _ = writeln!(out, "{}", w.iter().map(|&n| "-".repeat(n)).collect::<Vec<_>>().join("  "));

@@ -33,13 +33,16 @@ pub struct EvalArgs {
     /// Compare two evaluations: result files or folders of them (A = before, B = after).
     #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "model")]
     pub compare: Option<Vec<PathBuf>>,
+    /// With --compare: also compare the per-group metrics (e.g. BLiMP phenomena, fact tiers).
+    #[arg(long, requires = "compare")]
+    pub groups: bool,
     #[command(flatten)]
     pub config: ConfigArgs,
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
     if let Some(paths) = &a.compare {
-        return run_compare(&paths[0], &paths[1]);
+        return run_compare(&paths[0], &paths[1], a.groups);
     }
     let mut extra = Vec::new();
     if !a.task.is_empty() {
@@ -79,7 +82,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let out = match a.out {
         Some(o) => o,
         None => hone_eval::default_out_dir(&loaded.dir).unwrap_or_else(|| {
-            let name = loaded.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+            let name =
+                loaded.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
             cfg.run_dir().join("eval").join(name)
         }),
     };
@@ -113,9 +117,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_compare(a: &Path, b: &Path) -> Result<()> {
+fn run_compare(a: &Path, b: &Path, groups: bool) -> Result<()> {
     let (ra, rb) = (load_results(a)?, load_results(b)?);
-    let deltas = compare::compare_sets(&ra, &rb);
+    let mut deltas = compare::compare_sets(&ra, &rb);
+    if !groups {
+        deltas.retain(|d| d.group.is_none());
+    }
     if deltas.is_empty() {
         let names = |v: &[hone_eval::TaskResult]| v.iter().map(|r| r.task.clone()).collect::<Vec<_>>().join(", ");
         bail!(
