@@ -371,4 +371,16 @@ fn shipped_arc_and_blimp_tasks_load_and_evaluate() {
             assert!(res.items.iter().all(|r| r.prompt.is_empty() && r.gold == Some(0)));
         }
     }
+    // GSM8K maps onto a generation task whose targets the `number` scorer reads after `####`.
+    let gsm = &hone_eval::resolve("gsm8k", None).unwrap()[0];
+    let g = gsm.file.generate.as_ref().unwrap();
+    let recs = gsm.records().unwrap();
+    assert_eq!(recs.len(), 1319);
+    for r in &recs {
+        let it = hone_eval::items::gen_item(r, g, None).unwrap();
+        assert!(it.prompt.starts_with("Question: ") && it.prompt.ends_with("\nAnswer:"));
+        let answer = it.targets[0].rsplit("####").next().unwrap().trim().replace(',', "");
+        let s = hone_world::Scorer::Number.score(&format!("So the answer is {answer}."), &it.record);
+        assert_eq!(s.score, 1.0, "{}: {:?}", it.id, s);
+    }
 }
