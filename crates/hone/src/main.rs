@@ -33,6 +33,8 @@ enum Cmd {
     /// Evaluate a checkpoint on tasks (loss/bits per byte, multiple choice, generation, the world's
     /// probes), or compare two evaluations for regressions (`--compare A B`).
     Eval(cmd::eval::EvalArgs),
+    /// Write the stage report of a run: what each stage changed, side by side.
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Sample(a) => cmd::sample::run(a),
         Cmd::Chat(a) => cmd::chat::run(a),
         Cmd::Eval(a) => cmd::eval::run(a),
+        Cmd::Report(a) => cmd::report::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

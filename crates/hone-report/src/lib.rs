@@ -1,0 +1,45 @@
+//! hone-report: puts the stages of a run side by side. It reads what the stages and evaluations left in
+//! the run directory (`config.toml`, `world/summary.json`, `data/index.json`, each stage's checkpoints and
+//! loss curve, `metrics.jsonl`, `eval/<stage>/*.json`, `timings.json`) and writes `report/report.md` and a
+//! self-contained `report/report.html`. A stage's column appears as soon as its evaluation exists, so
+//! the report can be rewritten after every stage.
+
+mod answers;
+mod gather;
+mod html;
+mod markdown;
+mod table;
+
+pub use answers::{Answer, AnswerSet, side_by_side};
+pub use gather::{RunFacts, StageFacts, gather};
+pub use table::{Cell, Change, Row, StageTable, build_table};
+
+use std::path::{Path, PathBuf};
+
+/// Policy stages in pipeline order, with the label the report gives each.
+pub const STAGES: &[(&str, &str)] = &[("pretrain", "base"), ("sft", "sft"), ("dpo", "dpo"), ("rl", "rl")];
+
+/// The files written.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+}
+
+/// Writes `<run_dir>/report/report.md` and `report.html`.
+pub fn write_report(run_dir: &Path) -> anyhow::Result<ReportFiles> {
+    let facts = gather(run_dir)?;
+    let table = build_table(&facts);
+    let out = run_dir.join("report");
+    std::fs::create_dir_all(&out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    let md = out.join("report.md");
+    let html = out.join("report.html");
+    let answers = answers::side_by_side(&facts, 2);
+    write(&md, markdown::render(&facts, &table, &answers).as_bytes())?;
+    write(&html, html::render(&facts, &table, &answers).as_bytes())?;
+    Ok(ReportFiles { markdown: md, html })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    hone_data::atomic::write_atomic(path, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+}
