@@ -91,12 +91,19 @@ pub fn compare_with(a: &TaskResult, b: &TaskResult, boot: usize, seed: u64) -> V
 fn paired<'a>(a: &'a TaskResult, b: &'a TaskResult, group: Option<&str>) -> Vec<(&'a ItemRecord, &'a ItemRecord)> {
     let want = group.and_then(|g| g.split_once('=')).map(|(_, v)| v);
     let in_group = |r: &ItemRecord| want.is_none() || r.group.as_deref() == want;
-    let by_id: HashMap<&str, &ItemRecord> = b.items.iter().filter(|r| in_group(r)).map(|r| (r.id.as_str(), r)).collect();
+    let by_id: HashMap<&str, &ItemRecord> =
+        b.items.iter().filter(|r| in_group(r)).map(|r| (r.id.as_str(), r)).collect();
     a.items.iter().filter(|r| in_group(r)).filter_map(|r| by_id.get(r.id.as_str()).map(|s| (r, *s))).collect()
 }
 
 /// One-sided p-values (worse, better) from paired resamples of items.
-fn paired_bootstrap(stat: &metrics::Stat, pairs: &[(&ItemRecord, &ItemRecord)], hib: bool, boot: usize, seed: u64) -> (f64, f64) {
+fn paired_bootstrap(
+    stat: &metrics::Stat,
+    pairs: &[(&ItemRecord, &ItemRecord)],
+    hib: bool,
+    boot: usize,
+    seed: u64,
+) -> (f64, f64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut not_worse, mut not_better, mut n) = (0usize, 0usize, 0usize);
     for _ in 0..boot.max(1) {
@@ -116,7 +123,8 @@ fn paired_bootstrap(stat: &metrics::Stat, pairs: &[(&ItemRecord, &ItemRecord)], 
 pub fn normal_cdf(z: f64) -> f64 {
     let x = z.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let erf = 1.0 - poly * (-x * x).exp();
     if z >= 0.0 { 0.5 * (1.0 + erf) } else { 0.5 * (1.0 - erf) }
 }

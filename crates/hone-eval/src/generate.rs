@@ -32,7 +32,14 @@ pub fn sample_config(g: &Generate, user: &SampleConfig) -> SampleConfig {
 
 /// Prompt ids: a user turn through the chat template, or BOS + the plain text. Cut from the left when
 /// the prompt leaves fewer than `room` positions of the model's context.
-pub fn prompt_ids(tok: &Tokenizer, template: &ChatTemplate, prompt: &str, chat: bool, max_pos: usize, room: usize) -> Result<Vec<u32>> {
+pub fn prompt_ids(
+    tok: &Tokenizer,
+    template: &ChatTemplate,
+    prompt: &str,
+    chat: bool,
+    max_pos: usize,
+    room: usize,
+) -> Result<Vec<u32>> {
     let mut ids = if chat {
         template.encode_prompt(tok, &[Message::new("user", prompt)])?
     } else {
@@ -98,7 +105,11 @@ pub fn run(
         .iter()
         .zip(outputs)
         .map(|(it, outs)| {
-            let s = if outs.len() == 1 { scorer.score(&outs[0], &it.record) } else { scorer.score_samples(&outs, &it.record) };
+            let s = if outs.len() == 1 {
+                scorer.score(&outs[0], &it.record)
+            } else {
+                scorer.score_samples(&outs, &it.record)
+            };
             ItemRecord {
                 id: it.id.clone(),
                 group: it.group.clone(),

@@ -57,7 +57,10 @@ fn string_at(r: &Record, field: &str, key: &str) -> Result<String> {
     match get(&r.value, field) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(other) => Err(r
-            .error(format!("field `{field}` is {}, expected a string", json_kind(other)), format!("point `{key}` at a string field"))
+            .error(
+                format!("field `{field}` is {}, expected a string", json_kind(other)),
+                format!("point `{key}` at a string field"),
+            )
             .into()),
         None => Err(r
             .error(
@@ -131,7 +134,9 @@ pub fn mc_item(r: &Record, m: &MultipleChoice, group_field: Option<&str>) -> Res
         }
     };
     if choices.len() < 2 {
-        return Err(r.error(format!("{} choice(s); multiple choice needs at least 2", choices.len()), "fix the record").into());
+        return Err(r
+            .error(format!("{} choice(s); multiple choice needs at least 2", choices.len()), "fix the record")
+            .into());
     }
     let gold = match m.gold_index {
         Some(g) => g,
@@ -228,15 +233,21 @@ mod tests {
         assert_eq!(it.context, "Question: Why?\nAnswer:");
         assert_eq!(it.choices, vec!["a", "b", "c"]);
         assert_eq!((it.gold, it.prefix.as_str(), it.id.as_str()), (1, " ", "q1"));
-        let hf = rec(json!({"question": "Why?", "choices": {"text": ["a", "b", "c", "d"], "label": ["A", "B", "C", "D"]}, "answerKey": "D"}));
+        let hf = rec(
+            json!({"question": "Why?", "choices": {"text": ["a", "b", "c", "d"], "label": ["A", "B", "C", "D"]}, "answerKey": "D"}),
+        );
         let it = mc_item(&hf, &arc("question"), None).unwrap();
         assert_eq!((it.gold, it.choices.len(), it.id.as_str()), (3, 4, "2"));
-        let bad = rec(json!({"question": "Why?", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "E"}));
+        let bad =
+            rec(json!({"question": "Why?", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "E"}));
         let e = mc_item(&bad, &arc("question"), None).unwrap_err().to_string();
         assert!(e.contains("x.jsonl:3") && e.contains("answerKey") && e.contains("labels"), "{e}");
         let missing = rec(json!({"q": "Why?"}));
         let e = mc_item(&missing, &arc("question"), None).unwrap_err().to_string();
-        assert!(e.contains("no field `question`") && e.contains("fields present: q") && e.contains("context_field"), "{e}");
+        assert!(
+            e.contains("no field `question`") && e.contains("fields present: q") && e.contains("context_field"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -252,7 +263,8 @@ mod tests {
             choice_fields: vec!["good".into(), "bad".into()],
             gold_index: Some(0),
         };
-        let it = mc_item(&rec(json!({"good": "Cats run.", "bad": "Cats runs.", "UID": "agr"})), &m, Some("UID")).unwrap();
+        let it =
+            mc_item(&rec(json!({"good": "Cats run.", "bad": "Cats runs.", "UID": "agr"})), &m, Some("UID")).unwrap();
         assert_eq!((it.context.as_str(), it.gold, it.group.as_deref()), ("", 0, Some("agr")));
         let g = Generate {
             chat: false,

@@ -109,14 +109,16 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
     let items: Vec<ItemRecord> = match f.kind.as_str() {
         "multiple_choice" => {
             let m = f.multiple_choice.as_ref().expect("checked");
-            let items: Vec<items::McItem> = pick.iter().map(|&i| items::mc_item(&records[i], m, group)).collect::<Result<_>>()?;
+            let items: Vec<items::McItem> =
+                pick.iter().map(|&i| items::mc_item(&records[i], m, group)).collect::<Result<_>>()?;
             let reqs = mc::requests(tok, &items)?;
             let lls = loglik::loglikelihoods(model, &reqs, max_len, e.batch_tokens, tok.pad_id, &mut on_progress)?;
             mc::records(&items, &lls)
         }
         "loglikelihood_rolling" => {
             let r = f.loglikelihood_rolling.as_ref().expect("checked");
-            let items: Vec<items::TextItem> = pick.iter().map(|&i| items::text_item(&records[i], r, group)).collect::<Result<_>>()?;
+            let items: Vec<items::TextItem> =
+                pick.iter().map(|&i| items::text_item(&records[i], r, group)).collect::<Result<_>>()?;
             let (reqs, spans) = rolling::requests(tok, &items, max_len, e.rolling_context)?;
             let lls = loglik::loglikelihoods(model, &reqs, max_len, e.batch_tokens, tok.pad_id, &mut on_progress)?;
             settings["rolling_context"] = e.rolling_context.into();
@@ -130,7 +132,8 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
                 "text" => false,
                 other => bail!("eval.format: `{other}` is not one of task, chat, text"),
             };
-            let items: Vec<items::GenItem> = pick.iter().map(|&i| items::gen_item(&records[i], g, group)).collect::<Result<_>>()?;
+            let items: Vec<items::GenItem> =
+                pick.iter().map(|&i| items::gen_item(&records[i], g, group)).collect::<Result<_>>()?;
             let cfg = generate::sample_config(g, &opts.sample);
             settings["format"] = (if chat { "chat" } else { "text" }).into();
             settings["sample"] = serde_json::to_value(&cfg)?;
@@ -171,5 +174,9 @@ fn headline_of(kind: &str, metric: &str) -> String {
         "multiple_choice" => &["acc", "acc_norm", "brier", "ece"],
         _ => &["loss", "perplexity", "bits_per_byte"],
     };
-    if known.contains(&metric) { metric.to_string() } else { known[if kind == "multiple_choice" { 0 } else { 2 }].to_string() }
+    if known.contains(&metric) {
+        metric.to_string()
+    } else {
+        known[if kind == "multiple_choice" { 0 } else { 2 }].to_string()
+    }
 }

@@ -5,9 +5,9 @@
 //! model never attends to, so a request's score does not depend on its batch.
 
 use anyhow::{Result, bail};
-use hone_model::Llama;
 use hone_model::burn::tensor::{Int, Tensor};
 use hone_model::llama::{ids_tensor, token_log_probs};
+use hone_model::{Layout, Llama};
 
 /// Score `continuation` after `context`. `context` is never empty (it starts with BOS at least).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,17 +70,24 @@ pub fn loglikelihoods(
             ids[row * len..row * len + inp.len()].copy_from_slice(inp);
             tgt[row * len..row * len + t.len()].copy_from_slice(t);
         }
-        let logits = model.forward(ids_tensor(&ids, b, len, &device)); // [b, len, vocab]
-        let best: Tensor<3, Int> = logits.clone().argmax(2); // [b, len, 1]
-        let lp = token_log_probs(logits, ids_tensor(&tgt, b, len, &device)); // [b, len]
+        // Only positions from the earliest continuation start need the output projection and the
+        // softmax over the vocabulary: for multiple choice that is a small tail of each row.
+        let from = batch.iter().map(|&i| rows[i].0.len() - rows[i].2).min().unwrap_or(0);
+        let w = len - from;
+        let hidden = model.hidden(ids_tensor(&ids, b, len, &device), &Layout::causal(b, len, &device)); // [b, len, hidden]
+        let logits = model.logits(hidden.narrow(1, from, w)); // [b, w, vocab]
+        let tgt_w: Vec<u32> = (0..b).flat_map(|r| tgt[r * len + from..(r + 1) * len].iter().copied()).collect();
+        let best: Tensor<3, Int> = logits.clone().argmax(2); // [b, w, 1]
+        let lp = token_log_probs(logits, ids_tensor(&tgt_w, b, w, &device)); // [b, w]
         let lp: Vec<f32> = lp.into_data().convert::<f32>().try_into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let best: Vec<i64> = best.into_data().convert::<i64>().try_into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
         for (row, &i) in batch.iter().enumerate() {
             let (inp, t, c) = &rows[i];
-            let span = row * len + inp.len() - c..row * len + inp.len();
-            let sum = lp[span.clone()].iter().map(|&x| x as f64).sum();
-            let greedy = span.clone().all(|p| best[p] == tgt[p] as i64);
             debug_assert_eq!(t.len(), inp.len());
+            // Positions inp.len() - c .. inp.len() of the row, offset by `from` in the narrowed tail.
+            let span = row * w + inp.len() - c - from..row * w + inp.len() - from;
+            let sum = lp[span.clone()].iter().map(|&x| x as f64).sum();
+            let greedy = span.clone().all(|p| best[p] == tgt_w[p] as i64);
             out[i] = LogLik { sum, tokens: *c, greedy };
         }
         at += b;

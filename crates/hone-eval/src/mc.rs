@@ -68,8 +68,7 @@ pub fn records(items: &[McItem], lls: &[LogLik]) -> Vec<ItemRecord> {
             let ll = &lls[at..at + k];
             at += k;
             let sums: Vec<f64> = ll.iter().map(|l| l.sum).collect();
-            let per_byte: Vec<f64> =
-                it.choices.iter().zip(&sums).map(|(c, s)| s / c.len().max(1) as f64).collect();
+            let per_byte: Vec<f64> = it.choices.iter().zip(&sums).map(|(c, s)| s / c.len().max(1) as f64).collect();
             let (pred, pred_norm) = (argmax(&sums), argmax(&per_byte));
             ItemRecord {
                 id: it.id.clone(),

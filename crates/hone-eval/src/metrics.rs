@@ -168,7 +168,13 @@ pub fn percentile_interval(v: &mut [f64]) -> (f64, f64) {
 }
 
 /// Computes one metric with its interval.
-pub fn summarise(def: &MetricDef, items: &[&ItemRecord], group: Option<String>, boot: usize, seed: u64) -> Option<Metric> {
+pub fn summarise(
+    def: &MetricDef,
+    items: &[&ItemRecord],
+    group: Option<String>,
+    boot: usize,
+    seed: u64,
+) -> Option<Metric> {
     let (v, n) = value(&def.stat, items)?;
     let (lo, hi, interval) = if is_proportion(&def.stat, items) {
         let (lo, hi) = wilson(v * n as f64, n);
@@ -198,7 +204,13 @@ pub fn summarise(def: &MetricDef, items: &[&ItemRecord], group: Option<String>, 
 }
 
 /// Every metric of `defs` over all items, then per group (`field=value`, groups in sorted order).
-pub fn compute(defs: &[MetricDef], items: &[ItemRecord], group_field: Option<&str>, boot: usize, seed: u64) -> Vec<Metric> {
+pub fn compute(
+    defs: &[MetricDef],
+    items: &[ItemRecord],
+    group_field: Option<&str>,
+    boot: usize,
+    seed: u64,
+) -> Vec<Metric> {
     let all: Vec<&ItemRecord> = items.iter().collect();
     let mut out: Vec<Metric> = defs.iter().filter_map(|d| summarise(d, &all, None, boot, seed)).collect();
     if let Some(field) = group_field {

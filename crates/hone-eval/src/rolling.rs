@@ -8,8 +8,16 @@ use crate::result::ItemRecord;
 use anyhow::Result;
 use hone_data::tokenizer::Tokenizer;
 
-/// The windows of every text, and how many windows each text has.
-pub fn requests(tok: &Tokenizer, items: &[TextItem], max_len: usize, context_len: usize) -> Result<(Vec<Request>, Vec<(usize, usize)>)> {
+/// Per text: (number of windows, number of tokens).
+pub type Spans = Vec<(usize, usize)>;
+
+/// The windows of every text, and how many windows and tokens each text has.
+pub fn requests(
+    tok: &Tokenizer,
+    items: &[TextItem],
+    max_len: usize,
+    context_len: usize,
+) -> Result<(Vec<Request>, Spans)> {
     let mut reqs = Vec::new();
     let mut spans = Vec::new();
     for it in items {

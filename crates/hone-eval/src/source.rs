@@ -54,16 +54,15 @@ pub fn read_records(path: &Path, members: Option<&str>) -> Result<Vec<Record>> {
 
 fn read_archive(path: &Path, prefix: &str) -> Result<Vec<Record>> {
     let mut raw = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut raw))
-        .map_err(|e| DataError::io(path, &e))?;
+    std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut raw)).map_err(|e| DataError::io(path, &e))?;
     let lower = path.to_string_lossy().to_lowercase();
     let tar_bytes = if lower.ends_with(".tar") {
         raw
     } else {
         let mut out = Vec::new();
-        lzma_rs::xz_decompress(&mut std::io::BufReader::new(&raw[..]), &mut out)
-            .map_err(|e| DataError::file(path, format!("not a readable .xz file: {e}"), "re-download or re-pack the archive"))?;
+        lzma_rs::xz_decompress(&mut std::io::BufReader::new(&raw[..]), &mut out).map_err(|e| {
+            DataError::file(path, format!("not a readable .xz file: {e}"), "re-download or re-pack the archive")
+        })?;
         out
     };
     let mut archive = tar::Archive::new(&tar_bytes[..]);

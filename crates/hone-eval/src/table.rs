@@ -4,8 +4,19 @@ use crate::compare::Delta;
 use crate::result::TaskResult;
 use std::fmt::Write as _;
 
+/// Decimals for a value: four below 10, two below 100, one above.
+fn decimals(v: f64) -> usize {
+    if v.abs() >= 100.0 {
+        1
+    } else if v.abs() >= 10.0 {
+        2
+    } else {
+        4
+    }
+}
+
 fn fmt_value(v: f64) -> String {
-    if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.4}") }
+    format!("{v:.*}", decimals(v))
 }
 
 /// One line per whole-task metric: task, metric (with its direction), value, 95% interval, items.
@@ -18,7 +29,7 @@ pub fn results(results: &[TaskResult]) -> String {
                 r.task.clone(),
                 format!("{}{star} ({})", m.name, if m.higher_is_better { "↑" } else { "↓" }),
                 fmt_value(m.value),
-                format!("[{}, {}]", fmt_value(m.lo), fmt_value(m.hi)),
+                format!("[{:.*}, {:.*}]", decimals(m.value), m.lo, decimals(m.value), m.hi),
                 m.n.to_string(),
             ]);
         }
@@ -92,7 +103,8 @@ fn render<const N: usize>(rows: &[[String; N]]) -> String {
     }
     let mut out = String::new();
     for (k, r) in rows.iter().enumerate() {
-        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c}{}", " ".repeat(w[i] - c.chars().count()))).collect();
+        let line: Vec<String> =
+            r.iter().enumerate().map(|(i, c)| format!("{c}{}", " ".repeat(w[i] - c.chars().count()))).collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
         if k == 0 {
             let _ = writeln!(out, "{}", w.iter().map(|&n| "-".repeat(n)).collect::<Vec<_>>().join("  "));

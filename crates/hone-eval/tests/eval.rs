@@ -79,7 +79,8 @@ fn random_model_is_at_chance_on_multiple_choice() {
             .map(|_| (0..3).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect::<Vec<_>>().join(" "))
             .collect();
         let long_i = (0..4).max_by_key(|&k| (choices[k].len(), std::cmp::Reverse(k))).unwrap();
-        let gold_text = if rng.random_bool(0.6) { choices[long_i].clone() } else { choices[rng.random_range(0..4)].clone() };
+        let gold_text =
+            if rng.random_bool(0.6) { choices[long_i].clone() } else { choices[rng.random_range(0..4)].clone() };
         let gi = choices.iter().position(|c| *c == gold_text).unwrap();
         let pos = if rng.random_bool(0.6) { 0 } else { rng.random_range(0..4) };
         choices.swap(gi, pos);
@@ -94,7 +95,8 @@ fn random_model_is_at_chance_on_multiple_choice() {
     // Precondition: every choice is three tokens after the context.
     for r in &rows {
         for c in r["choices"].as_array().unwrap() {
-            let req = mc::encode_pair(&tok, r["context"].as_str().unwrap(), &format!(" {}", c.as_str().unwrap())).unwrap();
+            let req =
+                mc::encode_pair(&tok, r["context"].as_str().unwrap(), &format!(" {}", c.as_str().unwrap())).unwrap();
             assert_eq!(req.continuation.len(), 3, "{c}");
         }
     }
@@ -145,8 +147,14 @@ fn acc_and_acc_norm_by_hand() {
     let items = vec![item("a", &["ab", "abcdef"], 1), item("b", &["abcd", "x", "0123456789"], 2)];
     let ll = |s: f64| LogLik { sum: s, tokens: 1, greedy: false };
     let recs = mc::records(&items, &[ll(-2.0), ll(-3.0), ll(-1.0), ll(-4.0), ll(-0.5)]);
-    assert_eq!((recs[0].pred, recs[0].pred_norm, recs[0].correct, recs[0].correct_norm), (Some(0), Some(1), Some(false), Some(true)));
-    assert_eq!((recs[1].pred, recs[1].pred_norm, recs[1].correct, recs[1].correct_norm), (Some(2), Some(2), Some(true), Some(true)));
+    assert_eq!(
+        (recs[0].pred, recs[0].pred_norm, recs[0].correct, recs[0].correct_norm),
+        (Some(0), Some(1), Some(false), Some(true))
+    );
+    assert_eq!(
+        (recs[1].pred, recs[1].pred_norm, recs[1].correct, recs[1].correct_norm),
+        (Some(2), Some(2), Some(true), Some(true))
+    );
     let m = metrics::compute(&metrics::defs("multiple_choice", "acc", None), &recs, None, 100, 0);
     let get = |n: &str| m.iter().find(|x| x.name == n).unwrap().value;
     assert_eq!(get("acc"), 0.5);
@@ -169,7 +177,8 @@ fn direct_nll(m: &Llama, bos: u32, ids: &[u32]) -> f64 {
     let mut inp = vec![bos];
     inp.extend(&ids[..ids.len() - 1]);
     let d = m.device().clone();
-    let lp: Tensor<2> = token_log_probs(m.forward(ids_tensor(&inp, 1, inp.len(), &d)), ids_tensor(ids, 1, ids.len(), &d));
+    let lp: Tensor<2> =
+        token_log_probs(m.forward(ids_tensor(&inp, 1, inp.len(), &d)), ids_tensor(ids, 1, ids.len(), &d));
     -lp.into_data().convert::<f32>().try_into_vec::<f32>().unwrap().iter().map(|&x| x as f64).sum::<f64>()
 }
 
@@ -235,7 +244,12 @@ fn synthetic(task: &str, correct: &[bool]) -> TaskResult {
     let items: Vec<ItemRecord> = correct
         .iter()
         .enumerate()
-        .map(|(i, &c)| ItemRecord { id: format!("i{i}"), correct: Some(c), correct_norm: Some(c), ..Default::default() })
+        .map(|(i, &c)| ItemRecord {
+            id: format!("i{i}"),
+            correct: Some(c),
+            correct_norm: Some(c),
+            ..Default::default()
+        })
         .collect();
     let defs = metrics::defs("multiple_choice", "acc", None);
     let metrics = metrics::compute(&defs[..2], &items, None, 200, 0);
@@ -297,12 +311,19 @@ fn compare_flags_a_real_drop_and_not_a_tie() {
     // Lower is better: a rise in bits per byte is a regression.
     let text = |nll: f64| {
         let items: Vec<ItemRecord> = (0..50)
-            .map(|i| ItemRecord { id: format!("d{i}"), nll: Some(nll + (i % 7) as f64), tokens: Some(10), bytes: Some(40), ..Default::default() })
+            .map(|i| ItemRecord {
+                id: format!("d{i}"),
+                nll: Some(nll + (i % 7) as f64),
+                tokens: Some(10),
+                bytes: Some(40),
+                ..Default::default()
+            })
             .collect();
         let mut r = synthetic("text", &[]);
         r.kind = "loglikelihood_rolling".into();
         r.headline = "bits_per_byte".into();
-        r.metrics = metrics::compute(&metrics::defs("loglikelihood_rolling", "bits_per_byte", None), &items, None, 200, 0);
+        r.metrics =
+            metrics::compute(&metrics::defs("loglikelihood_rolling", "bits_per_byte", None), &items, None, 200, 0);
         r.items = items;
         r
     };
@@ -349,5 +370,17 @@ fn shipped_arc_and_blimp_tasks_load_and_evaluate() {
             assert!(res.metrics.iter().any(|m| m.group.as_deref().is_some_and(|g| g.starts_with("linguistics_term="))));
             assert!(res.items.iter().all(|r| r.prompt.is_empty() && r.gold == Some(0)));
         }
+    }
+    // GSM8K maps onto a generation task whose targets the `number` scorer reads after `####`.
+    let gsm = &hone_eval::resolve("gsm8k", None).unwrap()[0];
+    let g = gsm.file.generate.as_ref().unwrap();
+    let recs = gsm.records().unwrap();
+    assert_eq!(recs.len(), 1319);
+    for r in &recs {
+        let it = hone_eval::items::gen_item(r, g, None).unwrap();
+        assert!(it.prompt.starts_with("Question: ") && it.prompt.ends_with("\nAnswer:"));
+        let answer = it.targets[0].rsplit("####").next().unwrap().trim().replace(',', "");
+        let s = hone_world::Scorer::Number.score(&format!("So the answer is {answer}."), &it.record);
+        assert_eq!(s.score, 1.0, "{}: {:?}", it.id, s);
     }
 }

@@ -299,7 +299,11 @@ impl TaskFile {
             opt(&mut out, "choice_label_field", &m.choice_label_field);
             opt(&mut out, "choice_prefix", &m.choice_prefix);
             if !m.choice_fields.is_empty() {
-                let _ = writeln!(out, "choice_fields = [{}]", m.choice_fields.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "));
+                let _ = writeln!(
+                    out,
+                    "choice_fields = [{}]",
+                    m.choice_fields.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+                );
             }
             if let Some(g) = m.gold_index {
                 let _ = writeln!(out, "gold_index = {g}");

@@ -29,6 +29,18 @@ impl ConfigArgs {
 /// Prints the given sections of the resolved config as a table on stderr and writes the whole
 /// config to `<run dir>/config.toml`.
 pub fn announce(cfg: &HoneConfig, sections: &[&str]) -> Result<()> {
+    print_sections(cfg, sections);
+    let dir = cfg.run_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating run directory {}", dir.display()))?;
+    hone_data::atomic::write_atomic(&dir.join("config.toml"), config::to_commented_toml(cfg).as_bytes())
+        .with_context(|| format!("writing {}/config.toml", dir.display()))?;
+    debug_assert!(!HoneConfig::docs().is_empty());
+    Ok(())
+}
+
+/// Prints the given sections of the resolved config as a table on stderr (commands that read a run
+/// without changing it print, but do not rewrite its `config.toml`).
+pub fn print_sections(cfg: &HoneConfig, sections: &[&str]) {
     let table = config::table(cfg);
     let mut lines = table.lines();
     let mut out = String::new();
@@ -43,12 +55,6 @@ pub fn announce(cfg: &HoneConfig, sections: &[&str]) -> Result<()> {
         }
     }
     eprintln!("{out}");
-    let dir = cfg.run_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating run directory {}", dir.display()))?;
-    hone_data::atomic::write_atomic(&dir.join("config.toml"), config::to_commented_toml(cfg).as_bytes())
-        .with_context(|| format!("writing {}/config.toml", dir.display()))?;
-    debug_assert!(!HoneConfig::docs().is_empty());
-    Ok(())
 }
 
 /// Quotes a list of paths as a TOML array literal for a `--set` override.

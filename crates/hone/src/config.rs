@@ -5,6 +5,7 @@
 use hone_data::prepare::DataConfig;
 use hone_data::tokenizer::TokenizerConfig;
 use hone_data::{config_root, config_section};
+use hone_eval::EvalConfig;
 use hone_model::{ModelConfig, SampleConfig};
 use hone_train::{OptimConfig, PretrainConfig};
 use hone_world::WorldConfig;
@@ -35,6 +36,7 @@ config_root! {
         optim: OptimConfig,
         pretrain: PretrainConfig,
         sample: SampleConfig,
+        eval: EvalConfig,
     }
 }
 

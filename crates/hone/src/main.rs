@@ -30,6 +30,9 @@ enum Cmd {
     Sample(cmd::sample::SampleArgs),
     /// Talk with a trained model in the terminal.
     Chat(cmd::chat::ChatArgs),
+    /// Evaluate a checkpoint on tasks (loss/bits per byte, multiple choice, generation, the world's
+    /// probes), or compare two evaluations for regressions (`--compare A B`).
+    Eval(cmd::eval::EvalArgs),
     /// Write the stage report of a run: what each stage changed, side by side.
     Report(cmd::report::ReportArgs),
 }
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Pretrain(a) => cmd::pretrain::run(a),
         Cmd::Sample(a) => cmd::sample::run(a),
         Cmd::Chat(a) => cmd::chat::run(a),
+        Cmd::Eval(a) => cmd::eval::run(a),
         Cmd::Report(a) => cmd::report::run(a),
     };
     match result {

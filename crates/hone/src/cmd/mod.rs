@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod data;
+pub mod eval;
 pub mod pretrain;
 pub mod report;
 pub mod sample;
