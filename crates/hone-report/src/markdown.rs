@@ -72,9 +72,29 @@ pub fn sizes(f: &RunFacts) -> Vec<(String, String)> {
         ));
     }
     if let Some(w) = &f.world {
-        let s = serde_json::to_string(w).unwrap_or_default();
-        let brief: String = s.chars().take(400).collect();
-        v.push(("world".into(), if s.len() > 400 { format!("{brief}…") } else { brief }));
+        let n = |k: &str| w.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        let sum = |k: &str| {
+            w.get(k).and_then(|x| x.as_object()).map_or(0, |o| {
+                o.values().map(|v| v.as_u64().or_else(|| v.get("documents").and_then(|d| d.as_u64())).unwrap_or(0)).sum()
+            })
+        };
+        v.push((
+            "world".into(),
+            format!(
+                "seed {}, size {}, knowledge cutoff {}: {} entities, {} corpus documents ({:.2} MB), {} SFT conversations,                  {} preference pairs (+{} held out), {} RL prompts, {} probe tasks",
+                n("seed"),
+                w.get("size").and_then(|x| x.as_str()).unwrap_or("?"),
+                n("cutoff_year"),
+                sum("entities"),
+                n("corpus_documents"),
+                n("corpus_bytes") as f64 / 1e6,
+                n("sft_total"),
+                n("preference_total"),
+                n("preference_eval"),
+                n("rl_prompts"),
+                w.get("probes").and_then(|x| x.as_array()).map_or(0, |a| a.len()),
+            ),
+        ));
     }
     v
 }
