@@ -5,15 +5,20 @@
 pub mod config;
 pub mod data;
 pub mod grads;
+pub mod layout;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod pretrain;
 pub mod schedule;
+pub mod sft;
 pub mod signal;
+pub mod stage;
+pub mod trainable;
 pub mod trainer;
 
 pub use burn;
 pub use config::{OptimConfig, PretrainConfig};
 pub use pretrain::{PretrainOptions, PretrainReport, run_pretrain};
+pub use trainable::Trainable;
 pub use trainer::{LoopSettings, Task, Trainer};
