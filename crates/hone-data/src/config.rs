@@ -109,8 +109,24 @@ pub enum ConfigError {
 
 /// Loads a config: defaults, then the TOML file (if any), then `--set` overrides, in that order.
 pub fn load<T: Documented>(file: Option<&Path>, overrides: &[String]) -> Result<T, ConfigError> {
+    load_layered(&[], file, overrides)
+}
+
+/// Like [`load`], with TOML `layers` (origin, text) applied over the defaults before the file, in
+/// order: built-in presets that a user's file and `--set` then refine. Every layer is checked like a
+/// user's file.
+pub fn load_layered<T: Documented>(
+    layers: &[(&str, &str)],
+    file: Option<&Path>,
+    overrides: &[String],
+) -> Result<T, ConfigError> {
     let defaults = Value::try_from(T::default()).expect("config defaults serialise to TOML");
     let mut merged = defaults.clone();
+    for (origin, text) in layers {
+        let layer: toml::Table = toml::from_str(text)
+            .map_err(|e| ConfigError::Invalid { origin: origin.to_string(), message: e.to_string() })?;
+        merge_checked::<T>(&mut merged, &defaults, &Value::Table(layer), "", origin)?;
+    }
     if let Some(path) = file {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: origin.clone(), source })?;

@@ -1,11 +1,16 @@
 //! hone-model: the Llama-style decoder used by every stage, its configuration (Hugging Face
-//! `LlamaConfig` names), the device choice, and safetensors weight IO with Hugging Face names.
+//! `LlamaConfig` names), the device choice, safetensors weight IO with Hugging Face names, loading a
+//! trained checkpoint, and the sampler.
 
 pub mod config;
 pub mod device;
 pub mod llama;
+pub mod load;
+pub mod sample;
 pub mod weights;
 
 pub use burn;
 pub use config::{LlamaConfig, ModelConfig};
-pub use llama::{Llama, Param, ParamKind, ParamSpec};
+pub use llama::{KvCache, Layout, Llama, Param, ParamKind, ParamSpec};
+pub use load::{LoadedModel, load, load_stage};
+pub use sample::{Finish, Generation, SampleConfig, generate};

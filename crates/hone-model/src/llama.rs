@@ -355,49 +355,235 @@ impl Llama {
         Ok(())
     }
 
-    /// Logits for every position. `ids`: `[batch, seq]` token ids; returns `[batch, seq, vocab]`.
+    /// Logits for every position with plain causal attention. `ids`: `[batch, seq]` token ids;
+    /// returns `[batch, seq, vocab]`.
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        let c = &self.config;
+        let [b, s] = ids.dims();
+        self.forward_with(ids, &Layout::causal(b, s, &self.device))
+    }
+
+    /// Logits for every position under `layout` (packing, padding). `[batch, seq]` → `[batch, seq, vocab]`.
+    pub fn forward_with(&self, ids: Tensor<2, Int>, layout: &Layout) -> Tensor<3> {
+        self.logits(self.hidden(ids, layout))
+    }
+
+    /// Hidden states after the final RMSNorm, `[batch, seq, hidden]`: the input of the output
+    /// projection, and of a scalar head (reward model).
+    pub fn hidden(&self, ids: Tensor<2, Int>, layout: &Layout) -> Tensor<3> {
+        self.run_layers(ids, layout, None)
+    }
+
+    /// Logits of the newest tokens, extending `cache` with their keys and values. `layout` covers the
+    /// new tokens as queries and the cache plus the new tokens as keys (see [`Layout::left_padded_step`]).
+    /// `[batch, new]` → `[batch, new, vocab]`.
+    pub fn forward_cached(&self, ids: Tensor<2, Int>, layout: &Layout, cache: &mut KvCache) -> Tensor<3> {
+        if cache.layers.is_empty() {
+            cache.layers = vec![None; self.config.num_hidden_layers];
+        }
         let [_, s] = ids.dims();
-        assert!(s <= c.max_position_embeddings, "sequence of {s} tokens exceeds max_position_embeddings");
+        let h = self.run_layers(ids, layout, Some(cache));
+        cache.len += s;
+        self.logits(h)
+    }
+
+    /// The output projection (tied or not): `[batch, seq, hidden]` → `[batch, seq, vocab]`.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        linear(hidden, self.lm_head.as_ref().unwrap_or(&self.embed_tokens))
+    }
+
+    fn run_layers(&self, ids: Tensor<2, Int>, layout: &Layout, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        let c = &self.config;
+        let [b, s] = ids.dims();
+        assert_eq!((layout.batch, layout.seq), (b, s), "layout is for [{}, {}] tokens", layout.batch, layout.seq);
+        let past = cache.as_ref().map_or(0, |c| c.len);
+        assert_eq!(layout.kv_len, past + s, "layout expects {} keys, the cache holds {past}", layout.kv_len);
         let hd = c.head_dim();
-        // [1, 1, seq, head_dim]
-        let cos = self.rope_cos.clone().narrow(0, 0, s).reshape([1, 1, s, hd]);
-        let sin = self.rope_sin.clone().narrow(0, 0, s).reshape([1, 1, s, hd]);
-        let mask = causal_mask(c.num_attention_heads / c.num_key_value_heads, s, &self.device);
+        let (cos, sin) = match &layout.positions {
+            // [1, 1, seq, head_dim]
+            None => (
+                self.rope_cos.clone().narrow(0, past, s).reshape([1, 1, s, hd]),
+                self.rope_sin.clone().narrow(0, past, s).reshape([1, 1, s, hd]),
+            ),
+            // [batch, 1, seq, head_dim]
+            Some(pos) => {
+                let top = pos.iter().copied().max().unwrap_or(0);
+                assert!(top < c.max_position_embeddings, "position {top} exceeds max_position_embeddings");
+                let idx = Tensor::<1, Int>::from_data(
+                    TensorData::new(pos.iter().map(|&p| p as i64).collect::<Vec<_>>(), [b * s]),
+                    &self.device,
+                );
+                (
+                    self.rope_cos.clone().select(0, idx.clone()).reshape([b, 1, s, hd]),
+                    self.rope_sin.clone().select(0, idx).reshape([b, 1, s, hd]),
+                )
+            }
+        };
+        assert!(
+            past + s <= c.max_position_embeddings,
+            "sequence of {} tokens exceeds max_position_embeddings",
+            past + s
+        );
+        // Queries of one kv head are stacked n_rep times along the sequence axis (see Attention).
+        let n_rep = c.num_attention_heads / c.num_key_value_heads;
+        let mask = if n_rep == 1 { layout.mask.clone() } else { layout.mask.clone().repeat_dim(2, n_rep) };
         let mut x = embedding(self.embed_tokens.clone(), ids); // [batch, seq, hidden]
-        for layer in &self.layers {
+        for (l, layer) in self.layers.iter().enumerate() {
+            let kv = cache.as_deref_mut().map(|c| &mut c.layers[l]);
             let h = rms_norm(x.clone(), &layer.input_layernorm, c.rms_norm_eps);
-            x = x + layer.self_attn.forward(h, &cos, &sin, &mask, c);
+            x = x + layer.self_attn.forward(h, &cos, &sin, &mask, c, kv);
             let h = rms_norm(x.clone(), &layer.post_attention_layernorm, c.rms_norm_eps);
             x = x + layer.mlp.forward(h);
         }
-        let x = rms_norm(x, &self.norm, c.rms_norm_eps);
-        linear(x, self.lm_head.as_ref().unwrap_or(&self.embed_tokens)) // [batch, seq, vocab]
+        rms_norm(x, &self.norm, c.rms_norm_eps)
     }
 }
 
+/// Keys and values of the tokens seen so far, per layer `[batch, kv_heads, len, head_dim]`, so each
+/// generated token costs one position's work instead of the whole sequence's.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new() -> KvCache {
+        KvCache::default()
+    }
+
+    /// Tokens cached so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Where each token sits (its rotary position) and which keys it may attend to.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    batch: usize,
+    /// Query tokens per row.
+    seq: usize,
+    /// Key tokens per row (cached + new).
+    kv_len: usize,
+    /// Rotary position of every query token `[batch * seq]`; `None` = `past..past + seq` in every row.
+    positions: Option<Vec<usize>>,
+    /// Additive mask (0 or −∞) `[batch or 1, 1, seq, kv_len]`.
+    mask: Tensor<4>,
+}
+
+impl Layout {
+    /// Plain causal attention over each row.
+    pub fn causal(batch: usize, seq: usize, device: &Device) -> Layout {
+        let mask = mask_tensor(1, seq, seq, device, |_, q, k| k <= q);
+        Layout { batch, seq, kv_len: seq, positions: None, mask }
+    }
+
+    /// Packed rows: `segments[b * seq + t]` is the example index of token `t` of row `b`. Positions
+    /// restart at 0 where a segment starts, and a token attends only to earlier tokens of its own
+    /// segment, so packed examples do not see each other.
+    pub fn packed(segments: &[u32], batch: usize, seq: usize, device: &Device) -> Layout {
+        assert_eq!(segments.len(), batch * seq, "one segment id per token");
+        let mut positions = Vec::with_capacity(batch * seq);
+        for row in segments.chunks(seq) {
+            let mut p = 0;
+            for t in 0..seq {
+                if t > 0 && row[t] != row[t - 1] {
+                    p = 0;
+                }
+                positions.push(p);
+                p += 1;
+            }
+        }
+        let mask =
+            mask_tensor(batch, seq, seq, device, |b, q, k| k <= q && segments[b * seq + k] == segments[b * seq + q]);
+        Layout { batch, seq, kv_len: seq, positions: Some(positions), mask }
+    }
+
+    /// Left-padded rows: row `b` starts with `pad[b]` padding tokens that no real token attends to;
+    /// positions count from the row's first real token.
+    pub fn left_padded(pad: &[usize], seq: usize, device: &Device) -> Layout {
+        Layout::left_padded_step(pad, 0, seq, device)
+    }
+
+    /// `new` tokens following `past` cached ones in left-padded rows (decoding with a [`KvCache`]).
+    pub fn left_padded_step(pad: &[usize], past: usize, new: usize, device: &Device) -> Layout {
+        let batch = pad.len();
+        let kv_len = past + new;
+        let positions =
+            (0..batch).flat_map(|b| (past..kv_len).map(move |t| t.saturating_sub(pad[b]))).collect::<Vec<_>>();
+        // A padding query attends to itself only, so its softmax stays finite; its output is unused.
+        let mask = mask_tensor(batch, new, kv_len, device, |b, q, k| {
+            let q = past + q;
+            (k >= pad[b] && k <= q) || k == q
+        });
+        Layout { batch, seq: new, kv_len, positions: Some(positions), mask }
+    }
+}
+
+/// An additive mask `[rows, 1, seq, kv]`: 0 where `allowed(row, query, key)`, −∞ elsewhere. Built on
+/// the plain device; it joins autodiff graphs as a constant.
+fn mask_tensor(
+    rows: usize,
+    seq: usize,
+    kv: usize,
+    device: &Device,
+    allowed: impl Fn(usize, usize, usize) -> bool,
+) -> Tensor<4> {
+    let mut m = vec![0f32; rows * seq * kv];
+    for r in 0..rows {
+        for q in 0..seq {
+            for k in 0..kv {
+                if !allowed(r, q, k) {
+                    m[(r * seq + q) * kv + k] = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+    let plain = device.clone().without_autodiff();
+    Tensor::<4>::from_data(TensorData::new(m, [rows, 1, seq, kv]), &plain).autodiff_like(device)
+}
+
 impl Attention {
-    /// `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`.
-    fn forward(&self, x: Tensor<3>, cos: &Tensor<4>, sin: &Tensor<4>, mask: &Tensor<4>, c: &LlamaConfig) -> Tensor<3> {
+    /// `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`. `mask`: `[batch or 1, 1, n_rep*seq, kv]`.
+    /// With `cache`, the new keys and values are appended to it and attention covers all of them.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        mask: &Tensor<4>,
+        c: &LlamaConfig,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         let n_rep = nh / nkv;
         let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2); // [batch, n, seq, head_dim]
         let mut q = heads(linear(x.clone(), &self.q_proj), nh);
         let mut k = heads(linear(x.clone(), &self.k_proj), nkv);
-        let v = heads(linear(x, &self.v_proj), nkv);
+        let mut v = heads(linear(x, &self.v_proj), nkv);
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = rms_norm(q, qn, c.rms_norm_eps);
             k = rms_norm(k, kn, c.rms_norm_eps);
         }
         let q = apply_rope(q, cos, sin);
-        let k = apply_rope(k, cos, sin);
+        k = apply_rope(k, cos, sin);
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.take() {
+                k = Tensor::cat(vec![pk, k], 2); // [batch, kv_heads, past + seq, head_dim]
+                v = Tensor::cat(vec![pv, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
         // Grouped-query attention without copying K and V per query head: query head h uses kv head
         // h / n_rep (as HF's repeat_kv), so the n_rep query heads of one kv head are stacked along the
         // sequence axis and share one matmul with it.
         let q = q.reshape([b, nkv, n_rep * s, hd]);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt()); // [b, nkv, n_rep*seq, seq]
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt()); // [b, nkv, n_rep*seq, kv]
         let probs = softmax(scores + mask.clone(), 3);
         let out = probs.matmul(v); // [b, nkv, n_rep*seq, head_dim]
         let out = out.reshape([b, nh, s, hd]).swap_dims(1, 2).reshape([b, s, nh * hd]);
@@ -452,21 +638,6 @@ fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
     let plain = device.clone().without_autodiff();
     let t = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [n, hd]), &plain).autodiff_like(device);
     (t(cos), t(sin))
-}
-
-/// Additive causal mask `[1, 1, n_rep*seq, seq]` for queries stacked `n_rep` times along the
-/// sequence axis: row `r*seq + i` may see keys `0..=i`.
-fn causal_mask(n_rep: usize, s: usize, device: &Device) -> Tensor<4> {
-    let mut m = vec![0f32; n_rep * s * s];
-    for r in 0..n_rep {
-        for i in 0..s {
-            for j in i + 1..s {
-                m[(r * s + i) * s + j] = f32::NEG_INFINITY;
-            }
-        }
-    }
-    let plain = device.clone().without_autodiff();
-    Tensor::<4>::from_data(TensorData::new(m, [1, 1, n_rep * s, s]), &plain).autodiff_like(device)
 }
 
 /// Log-probability of each target token: `logits [batch, seq, vocab]`, `targets [batch, seq]` →

@@ -411,10 +411,9 @@ pub fn build(
     mc_facts.truncate(cap);
     mc_facts.sort_unstable();
     let items = mc_facts.iter().enumerate().map(|(k, &i)| mc_item(w, i, k, &mut rng)).collect();
-    tasks.push(Task {
-        file: TaskFile::multiple_choice("facts_mc", "Fact statements completed four ways, scored by log-likelihood (works on base models); acc = the true completion is most likely".into()),
-        items: Items::MultipleChoice(items),
-    });
+    let mut file = TaskFile::multiple_choice("facts_mc", "Fact statements completed four ways, scored by log-likelihood (works on base models); acc = the true completion is most likely; calibration from the normalised choice probabilities; per corpus-frequency tier".into());
+    file.group_field = Some("tier".into());
+    tasks.push(Task { file, items: Items::MultipleChoice(items) });
 
     // Held-out documents for perplexity.
     let items = heldout

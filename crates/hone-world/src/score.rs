@@ -310,7 +310,9 @@ pub fn extract_number(output: &str) -> Option<f64> {
 }
 
 fn score_number(output: &str, item: &Value) -> ScoreResult {
-    let Some(want) = targets(item).first().and_then(|t| t.replace(',', "").parse::<f64>().ok()) else {
+    // A target may be a worked solution ending in `#### N` (GSM8K's `answer` field).
+    let parse = |t: &String| t.trim().replace(',', "").parse::<f64>().ok().or_else(|| extract_number(t));
+    let Some(want) = targets(item).first().and_then(parse) else {
         return ScoreResult::fail("item has no numeric target");
     };
     match extract_number(output) {
@@ -456,6 +458,9 @@ mod tests {
         assert_eq!(s("number", "I don't know", &item), 0.0);
         let big = json!({"targets": ["1200"]});
         assert_eq!(s("number", "It is 1,200.", &big), 1.0);
+        let gsm = json!({"targets": ["She makes 9 * 2 = $<<9*2=18>>18.\n#### 18"]});
+        assert_eq!(s("number", "The answer is 18.", &gsm), 1.0);
+        assert_eq!(s("number", "The answer is 9.", &gsm), 0.0);
         let neg = json!({"targets": ["-3"]});
         assert_eq!(s("number", "= -3", &neg), 1.0);
         assert_eq!(s("number", "= 3", &neg), 0.0);

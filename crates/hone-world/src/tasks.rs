@@ -25,6 +25,28 @@
 //! text_field = "text"
 //! ```
 //!
+//! Optional keys (left out of the world's own files; they map other data sets onto the same kinds):
+//!
+//! ```toml
+//! members = "blimp/data/"     # source is a .tar / .tar.xz archive: read its .jsonl members whose path
+//!                             # starts with this (all .jsonl members when absent)
+//! group_field = "tier"        # also report every metric per value of this item field
+//!
+//! [generate]
+//! prompt_field = "question"   # where the prompt is (default "prompt"; dotted paths reach into objects)
+//! prompt_format = "Question: {}\nAnswer:"   # `{}` is replaced by the prompt
+//! targets_field = "answer"    # where the targets are (default "targets"; a string or a list)
+//!
+//! [multiple_choice]
+//! context_format = "Question: {}\nAnswer:"  # `{}` is replaced by the context
+//! choices_field = "question.choices"  # a list of strings, a list of objects, or an object of lists
+//! choice_text_field = "text"          # the text of a choice given as an object / the list of texts
+//! choice_label_field = "label"        # its label: then `gold_field` may hold a label (A-E, 1-5)
+//! choice_prefix = " "                 # put before every choice (the world's choices carry their space)
+//! choice_fields = ["sentence_good", "sentence_bad"]  # instead of choices_field: one field per choice
+//! gold_index = 0                      # instead of gold_field: the same gold for every item
+//! ```
+//!
 //! Generate records are `{"id", "prompt", "targets": [...], ...}` plus what the scorer reads (`n`, `keys`,
 //! `candidates`) and descriptive fields (`frequency` = corpus mentions of the fact asked about,
 //! `relation`, `fact`, `tier`, `category`, `event`, `year`). Multiple-choice records are
@@ -50,6 +72,12 @@ pub struct TaskFile {
     pub source: String,
     /// Name of the headline metric (the mean item score).
     pub metric: String,
+    /// For an archive source (`.tar`, `.tar.xz`): read the `.jsonl` members under this path prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<String>,
+    /// Also report every metric per value of this item field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_field: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<Generate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,14 +95,47 @@ pub struct Generate {
     pub scorer: String,
     pub samples: u32,
     pub temperature: f64,
+    /// Field holding the prompt (default `prompt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_field: Option<String>,
+    /// Wraps the prompt: `{}` is replaced by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_format: Option<String>,
+    /// Field holding the targets (default `targets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets_field: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultipleChoice {
+    /// Field holding the context; empty = no context (each choice is scored as a whole text).
     pub context_field: String,
+    /// Field holding the choices; empty when `choice_fields` names them.
+    #[serde(default)]
     pub choices_field: String,
+    /// Field holding the gold choice (an index, or a label when choices have labels); empty when
+    /// `gold_index` is set.
+    #[serde(default)]
     pub gold_field: String,
+    /// Wraps the context: `{}` is replaced by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_format: Option<String>,
+    /// Text of a choice given as an object (or the list of texts in an object of lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice_text_field: Option<String>,
+    /// Label of a choice given as an object (or the list of labels in an object of lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice_label_field: Option<String>,
+    /// Put before every choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice_prefix: Option<String>,
+    /// One field per choice, instead of `choices_field`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choice_fields: Vec<String>,
+    /// The same gold choice for every item, instead of `gold_field`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold_index: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +153,8 @@ impl TaskFile {
             kind: "generate".into(),
             source: format!("{stem}.jsonl"),
             metric: metric.into(),
+            members: None,
+            group_field: None,
             generate: Some(Generate {
                 chat: true,
                 max_new_tokens: 48,
@@ -99,6 +162,9 @@ impl TaskFile {
                 scorer: scorer.into(),
                 samples: 1,
                 temperature: 0.0,
+                prompt_field: None,
+                prompt_format: None,
+                targets_field: None,
             }),
             multiple_choice: None,
             loglikelihood_rolling: None,
@@ -112,11 +178,19 @@ impl TaskFile {
             kind: "multiple_choice".into(),
             source: format!("{stem}.jsonl"),
             metric: "acc".into(),
+            members: None,
+            group_field: None,
             generate: None,
             multiple_choice: Some(MultipleChoice {
                 context_field: "context".into(),
                 choices_field: "choices".into(),
                 gold_field: "gold".into(),
+                context_format: None,
+                choice_text_field: None,
+                choice_label_field: None,
+                choice_prefix: None,
+                choice_fields: Vec::new(),
+                gold_index: None,
             }),
             loglikelihood_rolling: None,
         }
@@ -129,6 +203,8 @@ impl TaskFile {
             kind: "loglikelihood_rolling".into(),
             source: format!("{stem}.jsonl"),
             metric: "bits_per_byte".into(),
+            members: None,
+            group_field: None,
             generate: None,
             multiple_choice: None,
             loglikelihood_rolling: Some(Rolling { text_field: "text".into() }),
@@ -166,6 +242,20 @@ impl TaskFile {
                 bail!("generate.samples must be at least 1");
             }
         }
+        if let Some(m) = &self.multiple_choice {
+            if m.choices_field.is_empty() == m.choice_fields.is_empty() {
+                bail!("multiple_choice: set exactly one of `choices_field` and `choice_fields`");
+            }
+            if m.gold_field.is_empty() == m.gold_index.is_none() {
+                bail!("multiple_choice: set exactly one of `gold_field` and `gold_index`");
+            }
+            if let Some(g) = m.gold_index
+                && !m.choice_fields.is_empty()
+                && g >= m.choice_fields.len()
+            {
+                bail!("multiple_choice.gold_index = {g} but there are {} choice_fields", m.choice_fields.len());
+            }
+        }
         Ok(())
     }
 
@@ -179,6 +269,13 @@ impl TaskFile {
         let _ = writeln!(out, "kind = {}", q(&self.kind));
         let _ = writeln!(out, "source = {}", q(&self.source));
         let _ = writeln!(out, "metric = {}", q(&self.metric));
+        let opt = |out: &mut String, key: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                let _ = writeln!(out, "{key} = {}", q(v));
+            }
+        };
+        opt(&mut out, "members", &self.members);
+        opt(&mut out, "group_field", &self.group_field);
         if let Some(g) = &self.generate {
             let stop = g.stop.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
             let _ = writeln!(out, "\n[generate]");
@@ -188,12 +285,25 @@ impl TaskFile {
             let _ = writeln!(out, "scorer = {}", q(&g.scorer));
             let _ = writeln!(out, "samples = {}", g.samples);
             let _ = writeln!(out, "temperature = {:?}", g.temperature);
+            opt(&mut out, "prompt_field", &g.prompt_field);
+            opt(&mut out, "prompt_format", &g.prompt_format);
+            opt(&mut out, "targets_field", &g.targets_field);
         }
         if let Some(m) = &self.multiple_choice {
             let _ = writeln!(out, "\n[multiple_choice]");
             let _ = writeln!(out, "context_field = {}", q(&m.context_field));
             let _ = writeln!(out, "choices_field = {}", q(&m.choices_field));
             let _ = writeln!(out, "gold_field = {}", q(&m.gold_field));
+            opt(&mut out, "context_format", &m.context_format);
+            opt(&mut out, "choice_text_field", &m.choice_text_field);
+            opt(&mut out, "choice_label_field", &m.choice_label_field);
+            opt(&mut out, "choice_prefix", &m.choice_prefix);
+            if !m.choice_fields.is_empty() {
+                let _ = writeln!(out, "choice_fields = [{}]", m.choice_fields.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "));
+            }
+            if let Some(g) = m.gold_index {
+                let _ = writeln!(out, "gold_index = {g}");
+            }
         }
         if let Some(r) = &self.loglikelihood_rolling {
             let _ = writeln!(out, "\n[loglikelihood_rolling]");
@@ -224,6 +334,24 @@ mod tests {
         let m = TaskFile::multiple_choice("facts_mc", "d".into()).to_toml();
         assert!(m.contains("[multiple_choice]") && m.contains("gold_field = \"gold\""), "{m}");
         assert!(!m.contains("[generate]"));
+        let mut blimp = TaskFile::multiple_choice("blimp", "d".into());
+        blimp.members = Some("blimp/data/".into());
+        blimp.group_field = Some("UID".into());
+        let mc = blimp.multiple_choice.as_mut().unwrap();
+        mc.context_field = String::new();
+        mc.choices_field = String::new();
+        mc.gold_field = String::new();
+        mc.choice_fields = vec!["sentence_good".into(), "sentence_bad".into()];
+        mc.gold_index = Some(0);
+        mc.context_format = Some("Q: {}\nA:".into());
+        let back: TaskFile = toml::from_str(&blimp.to_toml()).unwrap();
+        assert_eq!(back, blimp);
+        back.check().unwrap();
+        let mut bad = blimp.clone();
+        bad.multiple_choice.as_mut().unwrap().gold_index = Some(2);
+        assert!(bad.check().is_err());
+        bad.multiple_choice.as_mut().unwrap().gold_index = None;
+        assert!(bad.check().is_err(), "neither gold_field nor gold_index");
         let r = TaskFile::rolling("heldout_text", "d \"quoted\"".into());
         assert_eq!(toml::from_str::<TaskFile>(&r.to_toml()).unwrap(), r);
         let mut bad = t.clone();

@@ -5,7 +5,7 @@
 use hone_data::prepare::DataConfig;
 use hone_data::tokenizer::TokenizerConfig;
 use hone_data::{config_root, config_section};
-use hone_model::ModelConfig;
+use hone_model::{ModelConfig, SampleConfig};
 use hone_train::{OptimConfig, PretrainConfig};
 use hone_world::WorldConfig;
 use std::path::PathBuf;
@@ -34,6 +34,7 @@ config_root! {
         model: ModelConfig,
         optim: OptimConfig,
         pretrain: PretrainConfig,
+        sample: SampleConfig,
     }
 }
 

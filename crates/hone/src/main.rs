@@ -26,6 +26,10 @@ enum Cmd {
     World(cmd::world::WorldCmd),
     /// Pretrain a model on prepared token shards (next-token prediction); Ctrl-C stops, rerun resumes.
     Pretrain(cmd::pretrain::PretrainArgs),
+    /// Complete prompts with a trained model (text continuation, or a chat turn with --chat).
+    Sample(cmd::sample::SampleArgs),
+    /// Talk with a trained model in the terminal.
+    Chat(cmd::chat::ChatArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +43,8 @@ fn main() -> std::process::ExitCode {
         Cmd::Data(c) => cmd::data::run(c),
         Cmd::World(c) => cmd::world::run(c),
         Cmd::Pretrain(a) => cmd::pretrain::run(a),
+        Cmd::Sample(a) => cmd::sample::run(a),
+        Cmd::Chat(a) => cmd::chat::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
