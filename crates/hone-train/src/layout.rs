@@ -1,16 +1,18 @@
-//! Forward passes over packed rows (several examples in one row, each attending only to itself).
-//! Waits on `hone_model::llama::Layout`; until then packing is refused with a clear error.
+//! Forward passes over packed rows: several examples share a row, each restarting its positions and
+//! attending only to its own tokens (`hone_model::llama::Layout::packed`).
 
 use burn::tensor::{Int, Tensor};
 use hone_model::Llama;
+use hone_model::llama::Layout;
 
 /// Logits `[rows, seq, vocab]` of packed rows; `segments[r * seq + t]` is token t's example.
 pub fn forward_packed(
-    _model: &Llama,
-    _ids: Tensor<2, Int>,
-    _segments: &[u32],
-    _rows: usize,
-    _seq: usize,
+    model: &Llama,
+    ids: Tensor<2, Int>,
+    segments: &[u32],
+    rows: usize,
+    seq: usize,
 ) -> anyhow::Result<Tensor<3>> {
-    anyhow::bail!("packing is not available in this build: set packing = false")
+    let layout = Layout::packed(segments, rows, seq, model.device());
+    Ok(model.forward_with(ids, &layout))
 }

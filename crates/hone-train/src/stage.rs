@@ -1,29 +1,18 @@
 //! What the post-training stages (SFT, DPO, reward, RL) share: where a stage's starting weights come
-//! from (an explicit checkpoint, else the previous stage's `final` in the same run), opening a
-//! checkpoint with the run's tokenizer and chat template, the loop settings every stage section
+//! from (an explicit checkpoint, else the previous stage's `final` in the same run), the loop settings every stage section
 //! carries, the optimizer settings a stage overrides, and the run of the loop itself.
 
 use crate::config::OptimConfig;
 use crate::trainable::Trainable;
 use crate::trainer::{LoopSettings, RunSummary, Task, Trainer, fmt_metrics};
 use burn::tensor::Device;
-use hone_data::chat::ChatTemplate;
 use hone_data::checkpoint::CheckpointDir;
-use hone_data::tokenizer::Tokenizer;
-use hone_model::{Llama, LlamaConfig};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-/// A model opened from a checkpoint, with the tokenizer and chat template it was trained with.
-pub struct Opened {
-    pub model: Llama,
-    pub tokenizer: Tokenizer,
-    pub template: ChatTemplate,
-    /// The checkpoint folder the weights came from.
-    pub dir: PathBuf,
-}
+pub use hone_model::load::LoadedModel as Opened;
 
 /// The checkpoint folder a stage starts from: `explicit` when set, else the `final` checkpoint of
 /// the first of `previous` (stage names, in order of preference) that has one under `run_dir`.
@@ -44,69 +33,10 @@ pub fn resolve_init(run_dir: &Path, explicit: &str, stage: &str, previous: &[&st
     )
 }
 
-/// A checkpoint folder (holds `config.json` and `model.safetensors`), or a stage folder (its `final`
-/// checkpoint, else the newest).
-pub fn checkpoint_dir(path: &Path) -> anyhow::Result<PathBuf> {
-    if path.join("config.json").is_file() && path.join("model.safetensors").is_file() {
-        return Ok(path.to_path_buf());
-    }
-    let stage = CheckpointDir::new(path, 1);
-    if let Some(c) = stage.final_checkpoint()? {
-        return Ok(c.dir);
-    }
-    if let Some(c) = stage.latest()? {
-        return Ok(c.dir);
-    }
-    anyhow::bail!(
-        "{}: not a checkpoint (no config.json + model.safetensors) nor a stage folder with checkpoints",
-        path.display()
-    )
-}
-
-/// The nearest `tokenizer.json` in `dir` or a folder above it.
-pub fn find_tokenizer(dir: &Path) -> anyhow::Result<PathBuf> {
-    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    abs.ancestors().map(|a| a.join("tokenizer.json")).find(|p| p.is_file()).ok_or_else(|| {
-        anyhow::anyhow!("{}: no tokenizer.json in this folder or any folder above it", dir.display())
-    })
-}
-
-/// The chat template in `tokenizer_config.json` beside `tokenizer_json`, else hone's default.
-pub fn chat_template(tokenizer_json: &Path) -> anyhow::Result<ChatTemplate> {
-    let cfg_path = tokenizer_json.with_file_name("tokenizer_config.json");
-    let Ok(text) = std::fs::read_to_string(&cfg_path) else { return Ok(ChatTemplate::hone_default()) };
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", cfg_path.display()))?;
-    let Some(src) = v["chat_template"].as_str() else { return Ok(ChatTemplate::hone_default()) };
-    let tok = |k: &str, d: &str| v[k].as_str().unwrap_or(d).to_string();
-    ChatTemplate::new(
-        src,
-        &tok("bos_token", hone_data::tokenizer::BOS),
-        &tok("eos_token", hone_data::tokenizer::END),
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e:#}", cfg_path.display()))
-}
-
-/// Opens the model at `path` (see [`checkpoint_dir`]) on `device` with its tokenizer and template.
+/// Opens the model at `path` (a checkpoint or stage folder) on `device`, with its run's tokenizer
+/// and chat template.
 pub fn open(path: &Path, device: &Device) -> anyhow::Result<Opened> {
-    let dir = checkpoint_dir(path)?;
-    let cfg_path = dir.join("config.json");
-    let cfg: LlamaConfig = serde_json::from_slice(
-        &std::fs::read(&cfg_path).map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?,
-    )
-    .map_err(|e| anyhow::anyhow!("{}: not a model config: {e}", cfg_path.display()))?;
-    let model = hone_model::weights::load_model(&dir.join("model.safetensors"), &cfg, device)?;
-    let tok_path = find_tokenizer(&dir)?;
-    let tokenizer = Tokenizer::load(&tok_path)?;
-    let template = chat_template(&tok_path)?;
-    anyhow::ensure!(
-        tokenizer.vocab_size() <= cfg.vocab_size,
-        "{}: the tokenizer has {} tokens but the model only {} embedding rows",
-        tok_path.display(),
-        tokenizer.vocab_size(),
-        cfg.vocab_size
-    );
-    Ok(Opened { model, tokenizer, template, dir })
+    hone_model::load::load(path, device)
 }
 
 /// The loop settings every post-training section carries.
