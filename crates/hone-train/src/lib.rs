@@ -4,10 +4,12 @@
 
 pub mod config;
 pub mod data;
+pub mod dpo;
 pub mod grads;
 pub mod layout;
 pub mod metrics;
 pub mod optim;
+pub mod pairdata;
 pub mod plot;
 pub mod pretrain;
 pub mod schedule;
