@@ -12,6 +12,8 @@ pub mod optim;
 pub mod pairdata;
 pub mod plot;
 pub mod pretrain;
+pub mod reward;
+pub mod reward_model;
 pub mod schedule;
 pub mod sft;
 pub mod signal;

@@ -2,7 +2,11 @@
 
 pub mod chat;
 pub mod data;
+pub mod dpo;
 pub mod pretrain;
+pub mod reward;
 pub mod sample;
+pub mod sft;
+pub mod stage;
 pub mod tokenizer;
 pub mod world;
