@@ -9,9 +9,11 @@ pub mod config;
 pub mod corpus;
 pub mod error;
 pub mod hash;
+pub mod pairs;
 pub mod prepare;
 pub mod progress;
 pub mod read;
+pub mod sft;
 pub mod shards;
 pub mod tokenizer;
 

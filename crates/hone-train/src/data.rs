@@ -95,6 +95,22 @@ pub fn eval_batches(source: &dyn TokenSource, max_rows: usize, batch_rows: usize
     starts.chunks(batch_rows.max(1)).map(|c| Batch::from_windows(source, c, seq)).collect()
 }
 
+/// Position `g` (counting across epochs) of an epoch-wise shuffle of `0..n`: epoch `g / n` is a
+/// Fisher-Yates permutation drawn from ChaCha8 seeded with `seed`, stream = the epoch. Every example
+/// is seen once per epoch, and the order is a pure function of `(n, seed, g)`.
+pub fn shuffled_index(n: usize, seed: u64, g: u64) -> usize {
+    assert!(n > 0, "shuffling an empty set");
+    let epoch = g / n as u64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch);
+    let mut perm: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.random_range(0..=i);
+        perm.swap(i, j);
+    }
+    perm[(g % n as u64) as usize]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +126,19 @@ mod tests {
         for r in 0..4 {
             assert_eq!(a.targets[r * 16], a.inputs[r * 16] + 1, "targets are inputs shifted by one");
         }
+    }
+
+    #[test]
+    fn shuffle_covers_each_epoch_once() {
+        let n = 17;
+        for epoch in 0..3u64 {
+            let mut seen: Vec<usize> = (0..n as u64).map(|i| shuffled_index(n, 5, epoch * n as u64 + i)).collect();
+            seen.sort();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>());
+        }
+        let e0: Vec<usize> = (0..17).map(|i| shuffled_index(n, 5, i)).collect();
+        let e1: Vec<usize> = (17..34).map(|i| shuffled_index(n, 5, i)).collect();
+        assert_ne!(e0, e1, "epochs are shuffled differently");
     }
 
     #[test]

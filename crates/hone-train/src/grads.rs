@@ -3,7 +3,7 @@
 //! together, and clipped by one common factor.
 
 use burn::tensor::{Gradients, Tensor};
-use hone_model::Llama;
+use crate::trainable::Trainable;
 
 /// One flat gradient `[numel]` per parameter, in [`hone_model::llama::param_specs`] order.
 #[derive(Debug, Clone)]
@@ -13,7 +13,7 @@ pub struct Grads {
 
 impl Grads {
     /// The gradients of `model`'s parameters in `grads`; a parameter outside the graph gets zeros.
-    pub fn collect(model: &Llama, grads: &Gradients) -> Grads {
+    pub fn collect(model: &impl Trainable, grads: &Gradients) -> Grads {
         let tensors = model
             .params()
             .into_iter()

@@ -12,6 +12,7 @@ use crate::grads::Grads;
 use crate::metrics::MetricsLog;
 use crate::optim::Optimizer;
 use crate::schedule::Schedule;
+use crate::trainable::Trainable;
 use burn::tensor::Tensor;
 use hone_data::checkpoint::{Checkpoint, CheckpointDir};
 use hone_model::Llama;
@@ -21,14 +22,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// What a stage plugs into the loop.
-pub trait Task {
+pub trait Task<M = Llama> {
     /// The loss (a scalar on the model's autodiff device) of micro-batch `micro` of optimizer step
     /// `step` (0-based), and the number of tokens it covers. Must be a pure function of
     /// `(model, step, micro)` for resume to be exact.
-    fn loss(&mut self, model: &Llama, step: u64, micro: usize) -> anyhow::Result<(Tensor<1>, u64)>;
+    fn loss(&mut self, model: &M, step: u64, micro: usize) -> anyhow::Result<(Tensor<1>, u64)>;
 
     /// Held-out metrics (name, value), e.g. `val_loss`, `val_bpb`.
-    fn evaluate(&mut self, model: &Llama) -> anyhow::Result<Vec<(String, f64)>>;
+    fn evaluate(&mut self, model: &M) -> anyhow::Result<Vec<(String, f64)>>;
+
+    /// Extra numbers about the micro-batches since the last call (e.g. DPO's reward margins),
+    /// averaged by the task and logged with the step's training line.
+    fn train_metrics(&mut self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
 
     /// How the data order is determined, recorded in `state.json`.
     fn data_state(&self, next_step: u64) -> serde_json::Value {
@@ -95,8 +102,8 @@ pub struct RunSummary {
     pub checkpoint: Option<PathBuf>,
 }
 
-pub struct Trainer {
-    pub model: Llama,
+pub struct Trainer<M: Trainable = Llama> {
+    pub model: M,
     pub optimizer: Optimizer,
     pub schedule: Schedule,
     pub settings: LoopSettings,
@@ -111,15 +118,15 @@ pub struct Trainer {
     metrics_path: Option<PathBuf>,
 }
 
-impl Trainer {
+impl<M: Trainable> Trainer<M> {
     /// A trainer for `model` writing checkpoints under `stage_dir` and metrics to `metrics_path`.
     pub fn new(
-        model: Llama,
+        model: M,
         optim: &OptimConfig,
         settings: LoopSettings,
         stage_dir: &Path,
         metrics_path: Option<&Path>,
-    ) -> anyhow::Result<Trainer> {
+    ) -> anyhow::Result<Trainer<M>> {
         let optimizer = Optimizer::new(optim, &model)?;
         let schedule = Schedule::from_config(optim, settings.steps)?;
         let metrics = metrics_path.map(|p| MetricsLog::open(p, &settings.stage)).transpose()?;
@@ -145,7 +152,7 @@ impl Trainer {
 
     /// One optimizer step: `grad_accum` micro-batches, their gradients averaged, the guard, clipping,
     /// and the update.
-    pub fn train_step(&mut self, task: &mut dyn Task) -> anyhow::Result<StepOutcome> {
+    pub fn train_step(&mut self, task: &mut dyn Task<M>) -> anyhow::Result<StepOutcome> {
         let accum = self.settings.grad_accum.max(1);
         let mut total: Option<Grads> = None;
         let (mut loss_sum, mut tokens) = (0f64, 0u64);
@@ -188,7 +195,7 @@ impl Trainer {
     }
 
     /// Writes a checkpoint of the current step.
-    pub fn save(&self, task: &dyn Task, is_final: bool) -> anyhow::Result<PathBuf> {
+    pub fn save(&self, task: &dyn Task<M>, is_final: bool) -> anyhow::Result<PathBuf> {
         let state = TrainState {
             stage: self.settings.stage.clone(),
             step: self.step,
@@ -205,7 +212,7 @@ impl Trainer {
             skipped_steps: self.skipped_steps,
         };
         let mut files = vec![
-            ("model.safetensors".to_string(), hone_model::weights::model_to_safetensors(&self.model)?),
+            ("model.safetensors".to_string(), self.model.to_safetensors()?),
             ("optimizer.safetensors".to_string(), self.optimizer.to_safetensors()?),
             ("state.json".to_string(), serde_json::to_vec_pretty(&state)?),
         ];
@@ -234,18 +241,12 @@ impl Trainer {
             );
         }
         let model_path = ckpt.dir.join("model.safetensors");
-        let device = self.model.device().clone();
-        self.model = hone_model::weights::model_from_safetensors(
-            &ckpt.read("model.safetensors")?,
-            &self.model.config,
-            &device,
-            &model_path.display().to_string(),
-        )?;
+        self.model = self.model.from_safetensors(&ckpt.read("model.safetensors")?, &model_path.display().to_string())?;
         let opt_path = ckpt.dir.join("optimizer.safetensors");
         self.optimizer.load_safetensors(
             &ckpt.read("optimizer.safetensors")?,
             &opt_path.display().to_string(),
-            &device,
+            &self.model.device().clone(),
         )?;
         self.step = state.step;
         self.tokens_seen = state.tokens_seen;
@@ -260,7 +261,7 @@ impl Trainer {
         }
     }
 
-    fn evaluate(&mut self, task: &mut dyn Task) -> anyhow::Result<Vec<(String, f64)>> {
+    fn evaluate(&mut self, task: &mut dyn Task<M>) -> anyhow::Result<Vec<(String, f64)>> {
         let metrics = task.evaluate(&self.model)?;
         let fields: Vec<(&str, f64)> = metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let step = self.step;
@@ -279,7 +280,7 @@ impl Trainer {
 
     /// Trains from the current step to `settings.steps`, evaluating and checkpointing on schedule.
     /// When `stop` is raised (Ctrl-C) it finishes the current step, writes a checkpoint and returns.
-    pub fn run(&mut self, task: &mut dyn Task, stop: &AtomicBool) -> anyhow::Result<RunSummary> {
+    pub fn run(&mut self, task: &mut dyn Task<M>, stop: &AtomicBool) -> anyhow::Result<RunSummary> {
         let s = self.settings.clone();
         std::fs::create_dir_all(self.checkpoints.root())
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.checkpoints.root().display()))?;
@@ -308,6 +309,7 @@ impl Trainer {
             }
             let t0 = Instant::now();
             let out = self.train_step(task)?;
+            let extra = task.train_metrics();
             let dt = t0.elapsed().as_secs_f64();
             run_tokens += out.tokens;
             let rate = out.tokens as f64 / dt.max(1e-9);
@@ -317,19 +319,17 @@ impl Trainer {
             let at = self.step;
             if s.log_every > 0 && (at.is_multiple_of(s.log_every) || at == 1) || out.skipped {
                 let lr = out.lr_mult * self.optimizer.peak_lr();
-                self.log(
-                    "train",
-                    at,
-                    &[
-                        ("loss", out.loss),
-                        ("grad_norm", out.grad_norm),
-                        ("lr", lr),
-                        ("tokens_per_s", rate),
-                        ("tokens", self.tokens_seen as f64),
-                        ("step_s", dt),
-                        ("skipped", if out.skipped { 1.0 } else { 0.0 }),
-                    ],
-                )?;
+                let mut fields = vec![
+                    ("loss", out.loss),
+                    ("grad_norm", out.grad_norm),
+                    ("lr", lr),
+                    ("tokens_per_s", rate),
+                    ("tokens", self.tokens_seen as f64),
+                    ("step_s", dt),
+                    ("skipped", if out.skipped { 1.0 } else { 0.0 }),
+                ];
+                fields.extend(extra.iter().map(|(k, v)| (k.as_str(), *v)));
+                self.log("train", at, &fields)?;
             }
             let last = at == s.steps;
             if !last && s.eval_every > 0 && at.is_multiple_of(s.eval_every) {

@@ -7,6 +7,9 @@ use hone_data::tokenizer::TokenizerConfig;
 use hone_data::{config_root, config_section};
 use hone_eval::EvalConfig;
 use hone_model::{ModelConfig, SampleConfig};
+use hone_train::dpo::DpoConfig;
+use hone_train::reward::RewardConfig;
+use hone_train::sft::SftConfig;
 use hone_train::{OptimConfig, PretrainConfig};
 use hone_world::WorldConfig;
 use std::path::PathBuf;
@@ -35,6 +38,9 @@ config_root! {
         model: ModelConfig,
         optim: OptimConfig,
         pretrain: PretrainConfig,
+        sft: SftConfig,
+        dpo: DpoConfig,
+        reward: RewardConfig,
         sample: SampleConfig,
         eval: EvalConfig,
     }

@@ -26,6 +26,12 @@ enum Cmd {
     World(cmd::world::WorldCmd),
     /// Pretrain a model on prepared token shards (next-token prediction); Ctrl-C stops, rerun resumes.
     Pretrain(cmd::pretrain::PretrainArgs),
+    /// Fine-tune on conversations (loss on the assistant's turns); Ctrl-C stops, rerun resumes.
+    Sft(cmd::stage::StageArgs),
+    /// Preference-tune (DPO, IPO, SimPO) against a frozen reference; Ctrl-C stops, rerun resumes.
+    Dpo(cmd::stage::StageArgs),
+    /// Train a reward model (trunk + scalar head) on preference pairs; Ctrl-C stops, rerun resumes.
+    Reward(cmd::stage::StageArgs),
     /// Complete prompts with a trained model (text continuation, or a chat turn with --chat).
     Sample(cmd::sample::SampleArgs),
     /// Talk with a trained model in the terminal.
@@ -48,6 +54,9 @@ fn main() -> std::process::ExitCode {
         Cmd::Data(c) => cmd::data::run(c),
         Cmd::World(c) => cmd::world::run(c),
         Cmd::Pretrain(a) => cmd::pretrain::run(a),
+        Cmd::Sft(a) => cmd::sft::run(a),
+        Cmd::Dpo(a) => cmd::dpo::run(a),
+        Cmd::Reward(a) => cmd::reward::run(a),
         Cmd::Sample(a) => cmd::sample::run(a),
         Cmd::Chat(a) => cmd::chat::run(a),
         Cmd::Eval(a) => cmd::eval::run(a),

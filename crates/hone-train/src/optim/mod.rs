@@ -9,7 +9,8 @@ use crate::config::OptimConfig;
 use crate::grads::Grads;
 use burn::tensor::{Device, Tensor, TensorData};
 use hone_model::weights::{HostTensor, read_f32, write_f32};
-use hone_model::{Llama, Param, ParamKind, ParamSpec};
+use crate::trainable::Trainable;
+use hone_model::{Param, ParamKind, ParamSpec};
 use std::collections::{BTreeMap, HashMap};
 
 /// Per-parameter optimizer state (tensor handles; the variants differ only in handle size).
@@ -31,7 +32,7 @@ pub struct Optimizer {
 
 impl Optimizer {
     /// Fresh state (zero moments) for `model`'s parameters.
-    pub fn new(cfg: &OptimConfig, model: &Llama) -> anyhow::Result<Optimizer> {
+    pub fn new(cfg: &OptimConfig, model: &impl Trainable) -> anyhow::Result<Optimizer> {
         cfg.validate()?;
         let plain = model.device().clone().without_autodiff();
         let specs: Vec<ParamSpec> = model.params().into_iter().map(|(s, _)| s).collect();
@@ -65,7 +66,7 @@ impl Optimizer {
     }
 
     /// One update of every parameter with `grads`, at `lr_mult` times the peak learning rates.
-    pub fn apply(&mut self, model: &mut Llama, grads: &Grads, lr_mult: f64) -> anyhow::Result<()> {
+    pub fn apply(&mut self, model: &mut impl Trainable, grads: &Grads, lr_mult: f64) -> anyhow::Result<()> {
         anyhow::ensure!(grads.tensors.len() == self.states.len(), "gradient count does not match the model");
         self.step += 1;
         let t = self.step;
@@ -73,7 +74,7 @@ impl Optimizer {
         let decays: Vec<bool> = self.specs.iter().map(|s| self.decays(s)).collect();
         let mut i = 0;
         let states = &mut self.states;
-        model.update_params(|spec, p| {
+        model.update_params(&mut |spec, p| {
             let g = grads.tensors[i].clone();
             let flat = p.flat().without_autodiff();
             let new = match &mut states[i] {

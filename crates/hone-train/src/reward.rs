@@ -1,0 +1,226 @@
+//! The reward-model stage: a [`RewardModel`] (the init model's trunk with a scalar head) trained on
+//! preference pairs with the Bradley–Terry loss −log σ(r(chosen) − r(rejected)), reporting the
+//! held-out pairwise accuracy. The result opens with [`RewardModel::load`] for RL and evaluation.
+
+use crate::config::OptimConfig;
+use crate::data::shuffled_index;
+use crate::dpo::load_pairs;
+use crate::pairdata::{EncodedPair, PairData, PairRows};
+use crate::stage::{self, StageLoop, StageOptions, StageReport};
+use crate::trainer::Task;
+use burn::tensor::Tensor;
+use burn::tensor::activation::log_sigmoid;
+use hone_model::llama::ids_tensor;
+use std::path::Path;
+
+pub use crate::reward_model::RewardModel;
+
+hone_data::config_section! {
+    /// A reward model (trunk + scalar head) trained on preference pairs (Bradley–Terry).
+    pub struct RewardConfig {
+        /// Starting checkpoint for the trunk; empty = `<run dir>/sft`'s final.
+        init: String = String::new(),
+        /// Preference files or folders; empty = `<run dir>/world/preference.jsonl`.
+        data: Vec<String> = Vec::new(),
+        /// Held-out preference file; empty = `<run dir>/world/preference_eval.jsonl` when `data` is
+        /// empty, else a `val_fraction` split of `data`.
+        eval_data: String = String::new(),
+        /// `auto` (from the file name), `jsonl` or `json`.
+        format: String = "auto".to_string(),
+        /// Count and drop bad records instead of stopping.
+        skip_invalid: bool = false,
+        /// Share of `data` held out when there is no `eval_data`.
+        val_fraction: f64 = 0.05,
+        /// Longest prompt + reply in tokens; longer ones are cut (and counted).
+        max_len: usize = 256,
+        /// Optimizer steps.
+        steps: u64 = 200,
+        /// Pairs per micro-batch.
+        batch_size: usize = 8,
+        /// Micro-batches per optimizer step.
+        grad_accum: usize = 1,
+        /// Peak learning rate (replaces `optim.lr` for this stage).
+        lr: f64 = 1e-4,
+        /// Warmup steps (replaces `optim.warmup_steps` for this stage).
+        warmup_steps: u64 = 10,
+        /// Held-out accuracy every N steps (and at the end); 0 = only at the end.
+        eval_every: u64 = 50,
+        /// Checkpoint every N steps (and at the end); 0 = only at the end.
+        checkpoint_every: u64 = 100,
+        /// Checkpoints kept besides the final one.
+        keep_last: usize = 2,
+        /// Seed of the head's initialisation, the data order and the validation split.
+        seed: u64 = 0,
+        /// `cpu`, `cuda[:N]` or `wgpu` (when built with those features).
+        device: String = "cpu".to_string(),
+        /// A metrics line every N steps.
+        log_every: u64 = 10,
+    }
+}
+
+impl RewardConfig {
+    pub fn stage_loop(&self) -> StageLoop {
+        StageLoop {
+            steps: self.steps,
+            grad_accum: self.grad_accum,
+            eval_every: self.eval_every,
+            checkpoint_every: self.checkpoint_every,
+            keep_last: self.keep_last,
+            log_every: self.log_every,
+            seed: self.seed,
+            lr: self.lr,
+            warmup_steps: self.warmup_steps,
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.stage_loop().validate("reward")?;
+        anyhow::ensure!(self.batch_size > 0, "reward.batch_size must be positive");
+        anyhow::ensure!(self.max_len >= 2, "reward.max_len must be at least 2");
+        anyhow::ensure!((0.0..1.0).contains(&self.val_fraction), "reward.val_fraction must be in [0, 1)");
+        Ok(())
+    }
+}
+
+/// Rewards of chosen `[b]` and rejected `[b]` sides of `pairs`.
+pub fn pair_rewards(model: &RewardModel, pairs: &[&EncodedPair], pad: u32, len: usize) -> (Tensor<1>, Tensor<1>) {
+    let rows = PairRows::new(pairs, pad, len);
+    let ids = ids_tensor(&rows.full, rows.rows, len, model.trunk.device());
+    let r = model.forward(ids, &rows.last); // [2b]
+    let b = pairs.len();
+    (r.clone().narrow(0, 0, b), r.narrow(0, b, b))
+}
+
+/// Bradley–Terry: mean of −log σ(r_c − r_r).
+pub fn bradley_terry(rc: Tensor<1>, rr: Tensor<1>) -> Tensor<1> {
+    log_sigmoid(rc - rr).mean().neg()
+}
+
+/// The reward-model objective.
+pub struct RewardTask {
+    pub data: PairData,
+    pub pad: u32,
+    /// Fixed row length (tokens).
+    pub len: usize,
+    pub seed: u64,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    /// Sums of (accuracy, margin) and the pair count since the last `train_metrics`.
+    acc: [f64; 3],
+}
+
+impl RewardTask {
+    pub fn new(data: PairData, pad: u32, seed: u64, batch_size: usize, grad_accum: usize) -> RewardTask {
+        let len = data.longest();
+        RewardTask { data, pad, len, seed, batch_size, grad_accum, acc: [0.0; 3] }
+    }
+}
+
+fn host(t: Tensor<1>) -> Vec<f32> {
+    t.without_autodiff().to_data().try_into_vec().expect("f32")
+}
+
+impl Task<RewardModel> for RewardTask {
+    fn loss(&mut self, model: &RewardModel, step: u64, micro: usize) -> anyhow::Result<(Tensor<1>, u64)> {
+        let n = self.data.train.len();
+        let first = (step * self.grad_accum as u64 + micro as u64) * self.batch_size as u64;
+        let pairs: Vec<&EncodedPair> =
+            (0..self.batch_size as u64).map(|r| &self.data.train[shuffled_index(n, self.seed, first + r)]).collect();
+        let (rc, rr) = pair_rewards(model, &pairs, self.pad, self.len);
+        for (c, r) in host(rc.clone()).iter().zip(host(rr.clone())) {
+            self.acc[0] += if *c > r { 1.0 } else { 0.0 };
+            self.acc[1] += (*c - r) as f64;
+            self.acc[2] += 1.0;
+        }
+        let tokens: usize = pairs.iter().map(|p| p.chosen.ids.len() + p.rejected.ids.len()).sum();
+        Ok((bradley_terry(rc, rr), tokens as u64))
+    }
+
+    fn train_metrics(&mut self) -> Vec<(String, f64)> {
+        let a = std::mem::take(&mut self.acc);
+        let n = a[2].max(1.0);
+        vec![("accuracy".into(), a[0] / n), ("reward_margin".into(), a[1] / n)]
+    }
+
+    fn evaluate(&mut self, model: &RewardModel) -> anyhow::Result<Vec<(String, f64)>> {
+        if self.data.val.is_empty() {
+            return Ok(Vec::new());
+        }
+        let m = RewardModel { trunk: model.trunk.to_inference(), score: model.score.clone().without_autodiff() };
+        let (mut loss, mut right, mut margin, mut n) = (0f64, 0f64, 0f64, 0f64);
+        for chunk in self.data.val.chunks(self.batch_size) {
+            let pairs: Vec<&EncodedPair> = chunk.iter().collect();
+            let (rc, rr) = pair_rewards(&m, &pairs, self.pad, self.len);
+            let l: f32 = bradley_terry(rc.clone(), rr.clone()).into_scalar();
+            loss += l as f64 * pairs.len() as f64;
+            for (c, r) in host(rc).iter().zip(host(rr)) {
+                right += if *c > r { 1.0 } else { 0.0 };
+                margin += (*c - r) as f64;
+            }
+            n += pairs.len() as f64;
+        }
+        Ok(vec![
+            ("val_loss".into(), loss / n),
+            ("val_accuracy".into(), right / n),
+            ("val_margin".into(), margin / n),
+            ("val_pairs".into(), n),
+        ])
+    }
+
+    fn data_state(&self, next_step: u64) -> serde_json::Value {
+        serde_json::json!({
+            "next_step": next_step,
+            "order": "epoch-wise shuffle of the training pairs by ChaCha8(seed, epoch)",
+            "train_pairs": self.data.train.len(),
+            "val_pairs": self.data.val.len(),
+        })
+    }
+}
+
+/// `hone reward`: trains a reward model from the init checkpoint's trunk into `<run_dir>/reward/`.
+pub fn run_reward(
+    optim: &OptimConfig,
+    cfg: &RewardConfig,
+    run_dir: &Path,
+    init_override: Option<&Path>,
+    opts: &StageOptions,
+) -> anyhow::Result<StageReport> {
+    cfg.validate()?;
+    optim.validate()?;
+    let init = match init_override {
+        Some(p) => p.to_path_buf(),
+        None => stage::resolve_init(run_dir, &cfg.init, "reward", &["sft"])?,
+    };
+    let device = hone_model::device::select_autodiff(&cfg.device)?;
+    let opened = stage::open(&init, &device)?;
+    anyhow::ensure!(
+        cfg.max_len <= opened.model.config.max_position_embeddings,
+        "reward.max_len ({}) exceeds the model's max_position_embeddings ({})",
+        cfg.max_len,
+        opened.model.config.max_position_embeddings
+    );
+    let (data, notes) = load_pairs(
+        "reward",
+        run_dir,
+        &cfg.data,
+        &cfg.eval_data,
+        &cfg.format,
+        cfg.skip_invalid,
+        &opened,
+        cfg.max_len,
+        cfg.val_fraction,
+        cfg.seed,
+    )?;
+    for n in &notes {
+        eprintln!("{n}");
+    }
+    eprintln!("reward: trunk from {}", opened.dir.display());
+    let pad = opened.tokenizer.pad_id;
+    let model = RewardModel::new(opened.model, cfg.seed);
+    let stage_optim = cfg.stage_loop().optim(optim);
+    let mut settings = cfg.stage_loop().settings("reward", &(&model.trunk.config, &stage_optim, cfg), opts.progress);
+    settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(&model.hf_config(pad))?));
+    let mut task = RewardTask::new(data, pad, cfg.seed, cfg.batch_size, cfg.grad_accum);
+    let (summary, resumed_from, stage_dir) = stage::train_stage(model, &stage_optim, settings, run_dir, &mut task, opts)?;
+    Ok(StageReport { summary, stage_dir, init: opened.dir, resumed_from, notes })
+}
