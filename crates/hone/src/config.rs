@@ -8,6 +8,7 @@ use hone_data::{config_root, config_section};
 use hone_model::{ModelConfig, SampleConfig};
 use hone_train::dpo::DpoConfig;
 use hone_train::reward::RewardConfig;
+use hone_train::rl::RlConfig;
 use hone_train::sft::SftConfig;
 use hone_train::{OptimConfig, PretrainConfig};
 use hone_world::WorldConfig;
@@ -40,6 +41,7 @@ config_root! {
         sft: SftConfig,
         dpo: DpoConfig,
         reward: RewardConfig,
+        rl: RlConfig,
         sample: SampleConfig,
     }
 }

@@ -5,6 +5,7 @@ pub mod data;
 pub mod dpo;
 pub mod pretrain;
 pub mod reward;
+pub mod rl;
 pub mod sample;
 pub mod sft;
 pub mod stage;
