@@ -104,7 +104,11 @@ impl RlConfig {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         self.stage_loop().validate("rl")?;
-        anyhow::ensure!(matches!(self.reward.as_str(), "verifier" | "model"), "rl.reward: `{}` is not one of verifier, model", self.reward);
+        anyhow::ensure!(
+            matches!(self.reward.as_str(), "verifier" | "model"),
+            "rl.reward: `{}` is not one of verifier, model",
+            self.reward
+        );
         Algorithm::parse(&self.algorithm)?;
         anyhow::ensure!(self.group_size >= 2, "rl.group_size must be at least 2 (advantages compare a group)");
         anyhow::ensure!(self.prompts_per_step > 0, "rl.prompts_per_step must be positive");
@@ -222,7 +226,9 @@ impl RlTask {
     ) -> anyhow::Result<RlTask> {
         let enc = |ps: &[RlPrompt]| -> anyhow::Result<Vec<Vec<u32>>> {
             ps.iter()
-                .map(|p| template.encode_prompt(&tokenizer, &p.messages).map_err(|e| anyhow::anyhow!("{}: {e:#}", p.origin)))
+                .map(|p| {
+                    template.encode_prompt(&tokenizer, &p.messages).map_err(|e| anyhow::anyhow!("{}: {e:#}", p.origin))
+                })
                 .collect()
         };
         let (train_ids, val_ids) = (enc(&train)?, enc(&val)?);
@@ -251,7 +257,13 @@ impl RlTask {
     }
 
     /// Rewards of completions `gens` of prompts `which` (indices into `prompts`/`ids`).
-    fn rewards(&self, prompts: &[RlPrompt], ids: &[Vec<u32>], which: &[usize], gens: &[hone_model::sample::Generation]) -> anyhow::Result<Vec<f64>> {
+    fn rewards(
+        &self,
+        prompts: &[RlPrompt],
+        ids: &[Vec<u32>],
+        which: &[usize],
+        gens: &[hone_model::sample::Generation],
+    ) -> anyhow::Result<Vec<f64>> {
         Ok(match &self.reward {
             RewardSource::Verifier => which
                 .iter()
@@ -275,11 +287,13 @@ impl Task for RlTask {
     fn loss(&mut self, model: &Llama, step: u64, _micro: usize) -> anyhow::Result<(Tensor<1>, u64)> {
         let n = self.train.len();
         let first = step * self.prompts_per_step as u64;
-        let chosen: Vec<usize> = (0..self.prompts_per_step as u64).map(|r| shuffled_index(n, self.seed, first + r)).collect();
+        let chosen: Vec<usize> =
+            (0..self.prompts_per_step as u64).map(|r| shuffled_index(n, self.seed, first + r)).collect();
         // Row k = prompt k / G, sample k % G; each row has its own RNG stream of this step's seed.
         let which: Vec<usize> = chosen.iter().flat_map(|&i| std::iter::repeat_n(i, self.group_size)).collect();
         let prompts: Vec<Vec<u32>> = which.iter().map(|&i| self.train_ids[i].clone()).collect();
-        let cfg = SampleConfig { seed: self.seed ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15), ..self.sample.clone() };
+        let cfg =
+            SampleConfig { seed: self.seed ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15), ..self.sample.clone() };
         let gens = generate(&model.to_inference(), &self.tokenizer, &prompts, &cfg, &mut |_, _| {})?;
         let rewards = self.rewards(&self.train, &self.train_ids, &which, &gens)?;
         let adv: Vec<f64> = rewards.chunks(self.group_size).flat_map(|g| self.algorithm.advantages(g)).collect();
@@ -301,7 +315,8 @@ impl Task for RlTask {
         let b = SftBatch::padded(&refs, self.tokenizer.pad_id);
         let d = model.device();
         let (rows, seq) = (b.rows, b.seq);
-        let new = token_log_probs(model.forward(ids_tensor(&b.inputs, rows, seq, d)), ids_tensor(&b.targets, rows, seq, d)); // [rows, seq]
+        let new =
+            token_log_probs(model.forward(ids_tensor(&b.inputs, rows, seq, d)), ids_tensor(&b.targets, rows, seq, d)); // [rows, seq]
         let plain = d.clone().without_autodiff();
         let reference = token_log_probs(
             self.reference.forward(ids_tensor(&b.inputs, rows, seq, &plain)),
@@ -386,7 +401,8 @@ pub fn run_rl(
     };
     let device = hone_model::device::select_autodiff(&cfg.device)?;
     let opened = stage::open(&init, &device)?;
-    let inputs = if cfg.data.is_empty() { vec![run_dir.join("world/rl.jsonl").display().to_string()] } else { cfg.data.clone() };
+    let inputs =
+        if cfg.data.is_empty() { vec![run_dir.join("world/rl.jsonl").display().to_string()] } else { cfg.data.clone() };
     let paths = hone_data::read::expand_inputs(&inputs)?;
     let verifier = cfg.reward == "verifier";
     let all = read_prompts(&paths, verifier, &cfg.kinds)?;
@@ -402,7 +418,11 @@ pub fn run_rl(
     for n in &notes {
         eprintln!("{n}");
     }
-    let reference = if cfg.reference.is_empty() { opened.model.clone() } else { stage::open(Path::new(&cfg.reference), &device)?.model };
+    let reference = if cfg.reference.is_empty() {
+        opened.model.clone()
+    } else {
+        stage::open(Path::new(&cfg.reference), &device)?.model
+    };
     let reward = if verifier {
         RewardSource::Verifier
     } else {
@@ -415,6 +435,7 @@ pub fn run_rl(
     settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(&opened.model.config.to_hf_json())?));
     let mut task = RlTask::new(train, val, opened.tokenizer, &opened.template, &reference, reward, cfg)?;
     drop(reference);
-    let (summary, resumed_from, stage_dir) = stage::train_stage(opened.model, &stage_optim, settings, run_dir, &mut task, opts)?;
+    let (summary, resumed_from, stage_dir) =
+        stage::train_stage(opened.model, &stage_optim, settings, run_dir, &mut task, opts)?;
     Ok(StageReport { summary, stage_dir, init: opened.dir, resumed_from, notes })
 }

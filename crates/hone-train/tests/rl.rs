@@ -40,8 +40,16 @@ fn task(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, reference: &hone_mode
     write_jsonl(&path, &records);
     let prompts = read_prompts(&[path], true, &[]).unwrap();
     let (train, val) = (prompts[..6].to_vec(), prompts[6..].to_vec());
-    let cfg = RlConfig { group_size: 4, prompts_per_step: 2, max_new_tokens: 6, kl_beta: 0.1, seed: 3, ..RlConfig::default() };
-    RlTask::new(train, val, tok.clone(), &ChatTemplate::hone_default(), reference, RewardSource::Verifier, &cfg).unwrap()
+    let cfg = RlConfig {
+        group_size: 4,
+        prompts_per_step: 2,
+        max_new_tokens: 6,
+        kl_beta: 0.1,
+        seed: 3,
+        ..RlConfig::default()
+    };
+    RlTask::new(train, val, tok.clone(), &ChatTemplate::hone_default(), reference, RewardSource::Verifier, &cfg)
+        .unwrap()
 }
 
 fn trainer(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64) -> Trainer {
