@@ -80,7 +80,11 @@ pub fn parse_pair(file: &Path, loc: &Location, v: &Value) -> Result<Triple, Data
         };
         (prompt, one(c, "chosen")?, one(r, "rejected")?)
     } else if let Some(p) = v.get("prompt") {
-        (turns(file, loc, p, "prompt", "user")?, turns(file, loc, c, "chosen", "assistant")?, turns(file, loc, r, "rejected", "assistant")?)
+        (
+            turns(file, loc, p, "prompt", "user")?,
+            turns(file, loc, c, "chosen", "assistant")?,
+            turns(file, loc, r, "rejected", "assistant")?,
+        )
     } else {
         let whole = |x: &Value, f: &str| -> Result<Vec<Message>, DataError> {
             match x {
@@ -187,9 +191,10 @@ mod tests {
     #[test]
     fn trl_strings_and_messages() {
         let (p, c, r) = parse(json!({"prompt": "q", "chosen": "good", "rejected": "bad"})).unwrap();
-        assert_eq!((texts(&p), texts(&c), texts(&r)), (vec!["user:q".into()], vec!["assistant:good".into()], vec![
-            "assistant:bad".into()
-        ]));
+        assert_eq!(
+            (texts(&p), texts(&c), texts(&r)),
+            (vec!["user:q".into()], vec!["assistant:good".into()], vec!["assistant:bad".into()])
+        );
         let (p, c, _) = parse(json!({"prompt": [{"role": "user", "content": "q"}],
             "chosen": [{"role": "assistant", "content": "good"}], "rejected": [{"role": "assistant", "content": "bad"}]}))
         .unwrap();
@@ -198,9 +203,10 @@ mod tests {
         let (p, c, r) = parse(json!({"chosen": [u, {"role": "assistant", "content": "g"}],
             "rejected": [u, {"role": "assistant", "content": "b"}]}))
         .unwrap();
-        assert_eq!((texts(&p), texts(&c), texts(&r)), (vec!["user:q".into()], vec!["assistant:g".into()], vec![
-            "assistant:b".into()
-        ]));
+        assert_eq!(
+            (texts(&p), texts(&c), texts(&r)),
+            (vec!["user:q".into()], vec!["assistant:g".into()], vec!["assistant:b".into()])
+        );
     }
 
     #[test]
@@ -224,9 +230,10 @@ mod tests {
         let (p, c, r) = parse(json!({"conversations": [{"from": "human", "value": "q"}],
             "chosen": {"from": "gpt", "value": "g"}, "rejected": {"from": "gpt", "value": "b"}}))
         .unwrap();
-        assert_eq!((texts(&p), texts(&c), texts(&r)), (vec!["user:q".into()], vec!["assistant:g".into()], vec![
-            "assistant:b".into()
-        ]));
+        assert_eq!(
+            (texts(&p), texts(&c), texts(&r)),
+            (vec!["user:q".into()], vec!["assistant:g".into()], vec!["assistant:b".into()])
+        );
         let e = parse(json!({"prompt": "q"})).unwrap_err().to_string();
         assert!(e.contains("needs `chosen` and `rejected`") && e.contains("fields present: prompt"), "{e}");
     }

@@ -35,7 +35,12 @@ pub struct SftOptions {
 
 impl Default for SftOptions {
     fn default() -> Self {
-        Self { format: "auto".into(), prompt_field: String::new(), completion_field: String::new(), skip_invalid: false }
+        Self {
+            format: "auto".into(),
+            prompt_field: String::new(),
+            completion_field: String::new(),
+            skip_invalid: false,
+        }
     }
 }
 
@@ -204,7 +209,12 @@ pub fn message_list(file: &Path, loc: &Location, v: &Value, field: &str) -> Resu
 /// One `{role, content}` (TRL) or `{from, value}` (ShareGPT) object.
 pub fn message(file: &Path, loc: &Location, m: &Value, field: &str) -> Result<Message, DataError> {
     let bad = |msg: String| {
-        DataError::record(file, loc.clone(), format!("`{field}`: {msg}"), "fix the record, or set skip_invalid to drop it")
+        DataError::record(
+            file,
+            loc.clone(),
+            format!("`{field}`: {msg}"),
+            "fix the record, or set skip_invalid to drop it",
+        )
     };
     let (role_key, content_key) = if m.get("from").is_some() { ("from", "value") } else { ("role", "content") };
     let role = match m.get(role_key) {
@@ -217,9 +227,8 @@ pub fn message(file: &Path, loc: &Location, m: &Value, field: &str) -> Result<Me
         Some(o) => return Err(bad(format!("`{content_key}` is {}, expected a string", json_kind(o)))),
         None => return Err(bad(format!("no `{content_key}`"))),
     };
-    let role = normalise_role(role).ok_or_else(|| {
-        bad(format!("unknown role `{role}`; expected system, user/human or assistant/gpt"))
-    })?;
+    let role = normalise_role(role)
+        .ok_or_else(|| bad(format!("unknown role `{role}`; expected system, user/human or assistant/gpt")))?;
     Ok(Message::new(role, content))
 }
 

@@ -199,7 +199,14 @@ pub struct ReferenceLogps {
 
 impl ReferenceLogps {
     /// Computes them with an inference copy of `reference`, `batch` pairs at a time.
-    pub fn compute(reference: &Llama, data: &PairData, pad: u32, len: usize, batch: usize, key: String) -> ReferenceLogps {
+    pub fn compute(
+        reference: &Llama,
+        data: &PairData,
+        pad: u32,
+        len: usize,
+        batch: usize,
+        key: String,
+    ) -> ReferenceLogps {
         let m = reference.to_inference();
         let run = |pairs: &[EncodedPair]| -> Vec<[f32; 4]> {
             let mut out = Vec::with_capacity(pairs.len());
@@ -239,11 +246,16 @@ impl ReferenceLogps {
 pub fn reference_key(reference: &Llama, data: &PairData, len: usize) -> anyhow::Result<String> {
     let weights = hone_model::weights::model_to_safetensors(reference)?;
     let tokens = serde_json::to_vec(&(
-        data.train.iter().map(|p| (&p.chosen.ids, &p.rejected.ids, &p.chosen.mask, &p.rejected.mask)).collect::<Vec<_>>(),
+        data.train
+            .iter()
+            .map(|p| (&p.chosen.ids, &p.rejected.ids, &p.chosen.mask, &p.rejected.mask))
+            .collect::<Vec<_>>(),
         data.val.iter().map(|p| (&p.chosen.ids, &p.rejected.ids, &p.chosen.mask, &p.rejected.mask)).collect::<Vec<_>>(),
         len,
     ))?;
-    Ok(hone_data::hash::sha256_hex(&[hone_data::hash::sha256_hex(&weights), hone_data::hash::sha256_hex(&tokens)].concat().into_bytes()))
+    Ok(hone_data::hash::sha256_hex(
+        &[hone_data::hash::sha256_hex(&weights), hone_data::hash::sha256_hex(&tokens)].concat().into_bytes(),
+    ))
 }
 
 /// The DPO objective over encoded pairs with their reference log-probabilities.
@@ -263,7 +275,15 @@ pub struct DpoTask {
 }
 
 impl DpoTask {
-    pub fn new(data: PairData, reference: ReferenceLogps, loss: DpoLoss, pad: u32, seed: u64, batch_size: usize, grad_accum: usize) -> DpoTask {
+    pub fn new(
+        data: PairData,
+        reference: ReferenceLogps,
+        loss: DpoLoss,
+        pad: u32,
+        seed: u64,
+        batch_size: usize,
+        grad_accum: usize,
+    ) -> DpoTask {
         let len = data.longest();
         DpoTask { data, reference, loss, pad, len, seed, batch_size, grad_accum, acc: [0.0; 5] }
     }
@@ -358,7 +378,8 @@ impl Task for DpoTask {
 /// held-out file (default the world's `preference_eval.jsonl` when `data` is the default).
 pub fn preference_inputs(run_dir: &Path, data: &[String], eval_data: &str) -> (Vec<String>, Option<PathBuf>) {
     if data.is_empty() {
-        let eval = if eval_data.is_empty() { run_dir.join("world/preference_eval.jsonl") } else { PathBuf::from(eval_data) };
+        let eval =
+            if eval_data.is_empty() { run_dir.join("world/preference_eval.jsonl") } else { PathBuf::from(eval_data) };
         (vec![run_dir.join("world/preference.jsonl").display().to_string()], Some(eval))
     } else {
         (data.to_vec(), (!eval_data.is_empty()).then(|| PathBuf::from(eval_data)))
@@ -432,7 +453,15 @@ pub fn run_dpo(
         opened.model.config.max_position_embeddings
     );
     let (data, notes) = load_pairs(
-        "dpo", run_dir, &cfg.data, &cfg.eval_data, &cfg.format, cfg.skip_invalid, &opened, cfg.max_len, cfg.val_fraction,
+        "dpo",
+        run_dir,
+        &cfg.data,
+        &cfg.eval_data,
+        &cfg.format,
+        cfg.skip_invalid,
+        &opened,
+        cfg.max_len,
+        cfg.val_fraction,
         cfg.seed,
     )?;
     for n in &notes {
@@ -442,7 +471,11 @@ pub fn run_dpo(
     std::fs::create_dir_all(&stage_dir).map_err(|e| anyhow::anyhow!("{}: {e}", stage_dir.display()))?;
     let len = data.longest();
     let reference = if !loss.uses_reference() {
-        ReferenceLogps { key: "none (simpo)".into(), train: vec![[0.0; 4]; data.train.len()], val: vec![[0.0; 4]; data.val.len()] }
+        ReferenceLogps {
+            key: "none (simpo)".into(),
+            train: vec![[0.0; 4]; data.train.len()],
+            val: vec![[0.0; 4]; data.val.len()],
+        }
     } else {
         let ref_model = if cfg.reference.is_empty() {
             opened.model.clone()
@@ -451,7 +484,10 @@ pub fn run_dpo(
         };
         let key = reference_key(&ref_model, &data, len)?;
         let (r, reused) = ReferenceLogps::cached(&stage_dir.join("reference_logps.json"), &key, || {
-            eprintln!("dpo: computing the reference's log-probabilities of {} pairs", data.train.len() + data.val.len());
+            eprintln!(
+                "dpo: computing the reference's log-probabilities of {} pairs",
+                data.train.len() + data.val.len()
+            );
             Ok(ReferenceLogps::compute(&ref_model, &data, opened.tokenizer.pad_id, len, cfg.batch_size, key.clone()))
         })?;
         if reused {

@@ -2,8 +2,8 @@
 //! autodiff graph), summed over micro-batches, measured by the global L2 norm over all parameters
 //! together, and clipped by one common factor.
 
-use burn::tensor::{Gradients, Tensor};
 use crate::trainable::Trainable;
+use burn::tensor::{Gradients, Tensor};
 
 /// One flat gradient `[numel]` per parameter, in [`hone_model::llama::param_specs`] order.
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@ pub mod plot;
 pub mod pretrain;
 pub mod reward;
 pub mod reward_model;
+pub mod rl;
 pub mod schedule;
 pub mod sft;
 pub mod signal;

@@ -47,7 +47,8 @@ pub fn encode_pairs(
     for (pairs, held) in [(train, false), (val, true)] {
         for p in pairs {
             let side = |reply| -> anyhow::Result<(Example, bool)> {
-                let enc = encode_reply(template, tok, &p.prompt, reply).map_err(|e| anyhow::anyhow!("{}: {e:#}", p.origin()))?;
+                let enc = encode_reply(template, tok, &p.prompt, reply)
+                    .map_err(|e| anyhow::anyhow!("{}: {e:#}", p.origin()))?;
                 let (mut ids, mut mask) = (enc.ids, enc.assistant_mask);
                 let cut = ids.len() > max_len;
                 ids.truncate(max_len);

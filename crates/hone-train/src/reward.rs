@@ -221,6 +221,7 @@ pub fn run_reward(
     let mut settings = cfg.stage_loop().settings("reward", &(&model.trunk.config, &stage_optim, cfg), opts.progress);
     settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(&model.hf_config(pad))?));
     let mut task = RewardTask::new(data, pad, cfg.seed, cfg.batch_size, cfg.grad_accum);
-    let (summary, resumed_from, stage_dir) = stage::train_stage(model, &stage_optim, settings, run_dir, &mut task, opts)?;
+    let (summary, resumed_from, stage_dir) =
+        stage::train_stage(model, &stage_optim, settings, run_dir, &mut task, opts)?;
     Ok(StageReport { summary, stage_dir, init: opened.dir, resumed_from, notes })
 }

@@ -36,7 +36,8 @@ impl RewardModel {
             })
             .collect();
         let device = trunk.device().clone();
-        let score = Param::Matrix(Tensor::<2>::from_data(TensorData::new(w, [1, h]), &device.clone().without_autodiff()));
+        let score =
+            Param::Matrix(Tensor::<2>::from_data(TensorData::new(w, [1, h]), &device.clone().without_autodiff()));
         let Param::Matrix(score) = score.into_leaf(&device) else { unreachable!("a matrix") };
         RewardModel { trunk, score }
     }
@@ -135,16 +136,27 @@ impl Trainable for RewardModel {
         let mut tensors = read_f32(bytes, origin)?;
         let head = tensors.remove(HEAD).ok_or_else(|| anyhow::anyhow!("{origin}: missing tensor `{HEAD}`"))?;
         let spec = self.head_spec();
-        anyhow::ensure!(head.shape == spec.shape, "{origin}: `{HEAD}` has shape {:?}, expected {:?}", head.shape, spec.shape);
+        anyhow::ensure!(
+            head.shape == spec.shape,
+            "{origin}: `{HEAD}` has shape {:?}, expected {:?}",
+            head.shape,
+            spec.shape
+        );
         // The trunk's own `lm_head` is not part of a reward model; keep the current one.
         if let Some(Param::Matrix(h)) =
             self.trunk.params().into_iter().find(|(s, _)| s.kind == ParamKind::Head).map(|(_, p)| p)
         {
-            tensors.insert("lm_head.weight".into(), HostTensor { shape: h.dims().to_vec(), data: Param::Matrix(h).to_vec() });
+            tensors.insert(
+                "lm_head.weight".into(),
+                HostTensor { shape: h.dims().to_vec(), data: Param::Matrix(h).to_vec() },
+            );
         }
         let device = self.device().clone();
         let trunk = hone_model::weights::model_from_tensors(&mut tensors, &self.trunk.config, &device, origin)?;
-        let score = Param::Matrix(Tensor::<2>::from_data(TensorData::new(head.data, spec.shape), &device.clone().without_autodiff()));
+        let score = Param::Matrix(Tensor::<2>::from_data(
+            TensorData::new(head.data, spec.shape),
+            &device.clone().without_autodiff(),
+        ));
         let Param::Matrix(score) = score.into_leaf(&device) else { unreachable!("a matrix") };
         Ok(RewardModel { trunk, score })
     }

@@ -359,10 +359,16 @@ pub fn run_sft(
         notes.push(format!("sft: {} bad records skipped, e.g. {}", loaded.skipped, loaded.skip_examples.join("; ")));
     }
     if data.truncated > 0 {
-        notes.push(format!("sft: warning: {} conversations cut to sft.max_len = {} tokens", data.truncated, cfg.max_len));
+        notes.push(format!(
+            "sft: warning: {} conversations cut to sft.max_len = {} tokens",
+            data.truncated, cfg.max_len
+        ));
     }
     if data.dropped > 0 {
-        notes.push(format!("sft: warning: {} conversations dropped: no assistant token within sft.max_len", data.dropped));
+        notes.push(format!(
+            "sft: warning: {} conversations dropped: no assistant token within sft.max_len",
+            data.dropped
+        ));
     }
     for n in &notes {
         eprintln!("{n}");

@@ -40,7 +40,9 @@ fn head_reads_the_last_real_token() {
     let d = Device::flex();
     let rm = RewardModel::new(model(&tok, 3, &d), 9);
     let short = tok.encode("<|user|>\nhi<|end|>\n<|assistant|>\nTesmir.<|end|>\n").unwrap();
-    let long = tok.encode("<|user|>\nWhat is the capital of Varnok?<|end|>\n<|assistant|>\nThe capital is Tesmir.<|end|>\n").unwrap();
+    let long = tok
+        .encode("<|user|>\nWhat is the capital of Varnok?<|end|>\n<|assistant|>\nThe capital is Tesmir.<|end|>\n")
+        .unwrap();
     let alone = rm.score(&short);
     // The same sequence right-padded in a batch with a longer one.
     let seq = long.len();

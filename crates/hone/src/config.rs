@@ -9,6 +9,7 @@ use hone_eval::EvalConfig;
 use hone_model::{ModelConfig, SampleConfig};
 use hone_train::dpo::DpoConfig;
 use hone_train::reward::RewardConfig;
+use hone_train::rl::RlConfig;
 use hone_train::sft::SftConfig;
 use hone_train::{OptimConfig, PretrainConfig};
 use hone_world::WorldConfig;
@@ -41,6 +42,7 @@ config_root! {
         sft: SftConfig,
         dpo: DpoConfig,
         reward: RewardConfig,
+        rl: RlConfig,
         sample: SampleConfig,
         eval: EvalConfig,
     }

@@ -32,6 +32,8 @@ enum Cmd {
     Dpo(cmd::stage::StageArgs),
     /// Train a reward model (trunk + scalar head) on preference pairs; Ctrl-C stops, rerun resumes.
     Reward(cmd::stage::StageArgs),
+    /// Online RL (GRPO, RLOO) with verifiers or a reward model; Ctrl-C stops, rerun resumes.
+    Rl(cmd::stage::StageArgs),
     /// Complete prompts with a trained model (text continuation, or a chat turn with --chat).
     Sample(cmd::sample::SampleArgs),
     /// Talk with a trained model in the terminal.
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Sft(a) => cmd::sft::run(a),
         Cmd::Dpo(a) => cmd::dpo::run(a),
         Cmd::Reward(a) => cmd::reward::run(a),
+        Cmd::Rl(a) => cmd::rl::run(a),
         Cmd::Sample(a) => cmd::sample::run(a),
         Cmd::Chat(a) => cmd::chat::run(a),
         Cmd::Eval(a) => cmd::eval::run(a),

@@ -7,9 +7,9 @@ pub mod muon;
 
 use crate::config::OptimConfig;
 use crate::grads::Grads;
+use crate::trainable::Trainable;
 use burn::tensor::{Device, Tensor, TensorData};
 use hone_model::weights::{HostTensor, read_f32, write_f32};
-use crate::trainable::Trainable;
 use hone_model::{Param, ParamKind, ParamSpec};
 use std::collections::{BTreeMap, HashMap};
 

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod pretrain;
 pub mod report;
 pub mod reward;
+pub mod rl;
 pub mod sample;
 pub mod sft;
 pub mod stage;

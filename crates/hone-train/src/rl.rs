@@ -1,0 +1,441 @@
+//! Online reinforcement learning from verifiable rewards (or a reward model): each step samples a
+//! group of `group_size` completions for each of `prompts_per_step` prompts with the current policy
+//! (`hone_model::sample::generate`, seeded by the step so a resumed run samples the same), scores
+//! them, turns the scores into advantages within each group, and takes one policy-gradient step.
+//!
+//! - Advantages: GRPO (Shao et al. 2024) normalises each group, A = (r − mean) / (std + 1e-4);
+//!   RLOO (Ahmadian et al. 2024) subtracts the mean of the other completions, A = r − mean₋ᵢ.
+//! - Objective per completion token: min(ρ·A, clip(ρ, 1−ε, 1+ε)·A) − β·KL, with ρ the ratio to the
+//!   sampling policy (1 in value here, one update per batch of samples, as TRL with one iteration)
+//!   and KL the k3 estimator exp(q − p) − (q − p) − 1 of KL(π‖π_ref) (Schulman 2020), q the frozen
+//!   reference's log-probability; averaged over each completion's tokens, then over completions.
+//! - Rewards: the record's verifier (`hone_world::score::Scorer`: `number`, `contains_any`, …) or a
+//!   reward model from `hone reward`.
+
+use crate::config::OptimConfig;
+use crate::data::shuffled_index;
+use crate::reward_model::RewardModel;
+use crate::sft::{Example, SftBatch, weights_tensor};
+use crate::stage::{self, StageLoop, StageOptions, StageReport};
+use crate::trainer::Task;
+use burn::tensor::Tensor;
+use hone_data::chat::{ChatTemplate, Message};
+use hone_data::read::{ByteCounter, records};
+use hone_data::sft::turns;
+use hone_data::tokenizer::Tokenizer;
+use hone_data::{DataError, Location};
+use hone_model::Llama;
+use hone_model::llama::{ids_tensor, token_log_probs};
+use hone_model::sample::{Finish, SampleConfig, generate};
+use hone_world::score::Scorer;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+hone_data::config_section! {
+    /// Online RL (GRPO or RLOO) with a verifier or a reward model, KL-regularised to a frozen reference.
+    pub struct RlConfig {
+        /// Starting checkpoint; empty = `<run dir>/dpo`'s final, else `<run dir>/sft`'s.
+        init: String = String::new(),
+        /// Reference checkpoint for the KL penalty; empty = the starting checkpoint.
+        reference: String = String::new(),
+        /// Prompt files (JSONL/JSON records with `prompt`, and `scorer` + `targets` for the verifier);
+        /// empty = `<run dir>/world/rl.jsonl`.
+        data: Vec<String> = Vec::new(),
+        /// Only prompts whose `kind` is one of these (empty = all), e.g. ["arithmetic"].
+        kinds: Vec<String> = Vec::new(),
+        /// `verifier` (each record's scorer) or `model` (the reward model at `reward_model`).
+        reward: String = "verifier".to_string(),
+        /// Reward model checkpoint or stage folder; empty = `<run dir>/reward`.
+        reward_model: String = String::new(),
+        /// `grpo` (group-normalised advantages) or `rloo` (leave-one-out baseline).
+        algorithm: String = "grpo".to_string(),
+        /// Completions sampled per prompt.
+        group_size: usize = 8,
+        /// Prompts per optimizer step.
+        prompts_per_step: usize = 4,
+        /// Longest completion in tokens.
+        max_new_tokens: usize = 32,
+        /// Sampling temperature of the rollouts (1 = the policy's own distribution).
+        temperature: f64 = 1.0,
+        /// Clipping range ε of the policy ratio.
+        clip_eps: f64 = 0.2,
+        /// Weight β of the KL penalty to the reference.
+        kl_beta: f64 = 0.04,
+        /// Share of the prompts held out for evaluation (greedy, verifier score).
+        val_fraction: f64 = 0.1,
+        /// Most held-out prompts evaluated.
+        eval_prompts: usize = 64,
+        /// Optimizer steps.
+        steps: u64 = 100,
+        /// Peak learning rate (replaces `optim.lr` for this stage).
+        lr: f64 = 2e-5,
+        /// Warmup steps (replaces `optim.warmup_steps` for this stage).
+        warmup_steps: u64 = 5,
+        /// Held-out evaluation every N steps (and at the end); 0 = only at the end.
+        eval_every: u64 = 25,
+        /// Checkpoint every N steps (and at the end); 0 = only at the end.
+        checkpoint_every: u64 = 25,
+        /// Checkpoints kept besides the final one.
+        keep_last: usize = 2,
+        /// Seed of the prompt order, the held-out split and the sampling.
+        seed: u64 = 0,
+        /// `cpu`, `cuda[:N]` or `wgpu` (when built with those features).
+        device: String = "cpu".to_string(),
+        /// A metrics line every N steps.
+        log_every: u64 = 1,
+    }
+}
+
+impl RlConfig {
+    pub fn stage_loop(&self) -> StageLoop {
+        StageLoop {
+            steps: self.steps,
+            grad_accum: 1,
+            eval_every: self.eval_every,
+            checkpoint_every: self.checkpoint_every,
+            keep_last: self.keep_last,
+            log_every: self.log_every,
+            seed: self.seed,
+            lr: self.lr,
+            warmup_steps: self.warmup_steps,
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.stage_loop().validate("rl")?;
+        anyhow::ensure!(
+            matches!(self.reward.as_str(), "verifier" | "model"),
+            "rl.reward: `{}` is not one of verifier, model",
+            self.reward
+        );
+        Algorithm::parse(&self.algorithm)?;
+        anyhow::ensure!(self.group_size >= 2, "rl.group_size must be at least 2 (advantages compare a group)");
+        anyhow::ensure!(self.prompts_per_step > 0, "rl.prompts_per_step must be positive");
+        anyhow::ensure!(self.max_new_tokens > 0, "rl.max_new_tokens must be positive");
+        anyhow::ensure!(self.clip_eps > 0.0, "rl.clip_eps must be positive");
+        anyhow::ensure!(self.kl_beta >= 0.0, "rl.kl_beta must not be negative");
+        anyhow::ensure!((0.0..1.0).contains(&self.val_fraction), "rl.val_fraction must be in [0, 1)");
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Grpo,
+    Rloo,
+}
+
+impl Algorithm {
+    pub fn parse(s: &str) -> anyhow::Result<Algorithm> {
+        match s {
+            "grpo" => Ok(Algorithm::Grpo),
+            "rloo" => Ok(Algorithm::Rloo),
+            other => anyhow::bail!("rl.algorithm: `{other}` is not one of grpo, rloo"),
+        }
+    }
+
+    /// Advantages of one group's rewards.
+    pub fn advantages(self, r: &[f64]) -> Vec<f64> {
+        let n = r.len() as f64;
+        let mean = r.iter().sum::<f64>() / n;
+        match self {
+            Algorithm::Grpo => {
+                // Sample standard deviation, as TRL's GRPOTrainer (torch.std).
+                let var = r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+                r.iter().map(|x| (x - mean) / (var.sqrt() + 1e-4)).collect()
+            }
+            Algorithm::Rloo => r.iter().map(|x| x - (n * mean - x) / (n - 1.0)).collect(),
+        }
+    }
+}
+
+/// One RL prompt: the conversation so far, and the record (the verifier reads `targets` etc.).
+#[derive(Debug, Clone)]
+pub struct RlPrompt {
+    pub messages: Vec<Message>,
+    pub scorer: Option<Scorer>,
+    pub kind: String,
+    pub record: Value,
+    pub origin: String,
+}
+
+/// Reads RL prompts; `need_scorer` makes a missing or unknown `scorer` an error.
+pub fn read_prompts(paths: &[PathBuf], need_scorer: bool, kinds: &[String]) -> Result<Vec<RlPrompt>, DataError> {
+    let mut out = Vec::new();
+    for path in paths {
+        for r in records(path, "auto", ByteCounter::default())? {
+            let (loc, v) = r?;
+            let bad = |msg: String, loc: &Location| DataError::record(path, loc.clone(), msg, "fix the record");
+            let p = v.get("prompt").ok_or_else(|| bad("no field `prompt`".into(), &loc))?;
+            let messages = turns(path, &loc, p, "prompt", "user")?;
+            let scorer = match v.get("scorer").and_then(Value::as_str) {
+                Some(s) => Some(Scorer::from_str(s).map_err(|e| bad(format!("field `scorer`: {e}"), &loc))?),
+                None if need_scorer => {
+                    return Err(bad("no field `scorer`: the verifier reward needs one (e.g. \"number\")".into(), &loc));
+                }
+                None => None,
+            };
+            let kind = v.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+            if !kinds.is_empty() && !kinds.contains(&kind) {
+                continue;
+            }
+            out.push(RlPrompt { messages, scorer, kind, origin: format!("{}{loc}", path.display()), record: v });
+        }
+    }
+    Ok(out)
+}
+
+/// Where rewards come from.
+pub enum RewardSource {
+    Verifier,
+    Model(RewardModel),
+}
+
+/// The RL objective: samples, scores and the clipped, KL-penalised policy gradient.
+pub struct RlTask {
+    pub train: Vec<RlPrompt>,
+    pub val: Vec<RlPrompt>,
+    /// Prompt ids (chat template with the generation prompt) of `train` and `val`.
+    pub train_ids: Vec<Vec<u32>>,
+    pub val_ids: Vec<Vec<u32>>,
+    pub tokenizer: Tokenizer,
+    /// Inference copy of the frozen reference.
+    pub reference: Llama,
+    pub reward: RewardSource,
+    pub algorithm: Algorithm,
+    pub group_size: usize,
+    pub prompts_per_step: usize,
+    pub sample: SampleConfig,
+    pub clip_eps: f64,
+    pub kl_beta: f64,
+    pub seed: u64,
+    metrics: Vec<(String, f64)>,
+}
+
+impl RlTask {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        train: Vec<RlPrompt>,
+        val: Vec<RlPrompt>,
+        tokenizer: Tokenizer,
+        template: &ChatTemplate,
+        reference: &Llama,
+        reward: RewardSource,
+        cfg: &RlConfig,
+    ) -> anyhow::Result<RlTask> {
+        let enc = |ps: &[RlPrompt]| -> anyhow::Result<Vec<Vec<u32>>> {
+            ps.iter()
+                .map(|p| {
+                    template.encode_prompt(&tokenizer, &p.messages).map_err(|e| anyhow::anyhow!("{}: {e:#}", p.origin))
+                })
+                .collect()
+        };
+        let (train_ids, val_ids) = (enc(&train)?, enc(&val)?);
+        let sample = SampleConfig {
+            max_new_tokens: cfg.max_new_tokens,
+            temperature: cfg.temperature,
+            ..SampleConfig::default()
+        };
+        Ok(RlTask {
+            train,
+            val,
+            train_ids,
+            val_ids,
+            tokenizer,
+            reference: reference.to_inference(),
+            reward,
+            algorithm: Algorithm::parse(&cfg.algorithm)?,
+            group_size: cfg.group_size,
+            prompts_per_step: cfg.prompts_per_step,
+            sample,
+            clip_eps: cfg.clip_eps,
+            kl_beta: cfg.kl_beta,
+            seed: cfg.seed,
+            metrics: Vec::new(),
+        })
+    }
+
+    /// Rewards of completions `gens` of prompts `which` (indices into `prompts`/`ids`).
+    fn rewards(
+        &self,
+        prompts: &[RlPrompt],
+        ids: &[Vec<u32>],
+        which: &[usize],
+        gens: &[hone_model::sample::Generation],
+    ) -> anyhow::Result<Vec<f64>> {
+        Ok(match &self.reward {
+            RewardSource::Verifier => which
+                .iter()
+                .zip(gens)
+                .map(|(&i, g)| {
+                    let p = &prompts[i];
+                    let s = p.scorer.ok_or_else(|| anyhow::anyhow!("{}: no scorer", p.origin))?;
+                    Ok(s.score(&g.text, &p.record).score)
+                })
+                .collect::<anyhow::Result<Vec<f64>>>()?,
+            RewardSource::Model(rm) => {
+                let seqs: Vec<Vec<u32>> =
+                    which.iter().zip(gens).map(|(&i, g)| ids[i].iter().chain(&g.tokens).copied().collect()).collect();
+                rm.scores(&seqs).into_iter().map(|x| x as f64).collect()
+            }
+        })
+    }
+}
+
+impl Task for RlTask {
+    fn loss(&mut self, model: &Llama, step: u64, _micro: usize) -> anyhow::Result<(Tensor<1>, u64)> {
+        let n = self.train.len();
+        let first = step * self.prompts_per_step as u64;
+        let chosen: Vec<usize> =
+            (0..self.prompts_per_step as u64).map(|r| shuffled_index(n, self.seed, first + r)).collect();
+        // Row k = prompt k / G, sample k % G; each row has its own RNG stream of this step's seed.
+        let which: Vec<usize> = chosen.iter().flat_map(|&i| std::iter::repeat_n(i, self.group_size)).collect();
+        let prompts: Vec<Vec<u32>> = which.iter().map(|&i| self.train_ids[i].clone()).collect();
+        let cfg =
+            SampleConfig { seed: self.seed ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15), ..self.sample.clone() };
+        let gens = generate(&model.to_inference(), &self.tokenizer, &prompts, &cfg, &mut |_, _| {})?;
+        let rewards = self.rewards(&self.train, &self.train_ids, &which, &gens)?;
+        let adv: Vec<f64> = rewards.chunks(self.group_size).flat_map(|g| self.algorithm.advantages(g)).collect();
+
+        // Prompt + completion as one row; the completion's tokens are the targets.
+        let examples: Vec<Example> = prompts
+            .iter()
+            .zip(&gens)
+            .map(|(p, g)| {
+                let mut ids = p.clone();
+                let mut mask = vec![false; p.len()];
+                let toks: &[u32] = if g.tokens.is_empty() { &[self.tokenizer.end_id] } else { &g.tokens };
+                ids.extend_from_slice(toks);
+                mask.extend(std::iter::repeat_n(true, toks.len()));
+                Example { ids, mask }
+            })
+            .collect();
+        let refs: Vec<&Example> = examples.iter().collect();
+        let b = SftBatch::padded(&refs, self.tokenizer.pad_id);
+        let d = model.device();
+        let (rows, seq) = (b.rows, b.seq);
+        let new =
+            token_log_probs(model.forward(ids_tensor(&b.inputs, rows, seq, d)), ids_tensor(&b.targets, rows, seq, d)); // [rows, seq]
+        let plain = d.clone().without_autodiff();
+        let reference = token_log_probs(
+            self.reference.forward(ids_tensor(&b.inputs, rows, seq, &plain)),
+            ids_tensor(&b.targets, rows, seq, &plain),
+        ); // [rows, seq]
+        let reference = if d.is_autodiff() { reference.autodiff() } else { reference };
+        let old = new.clone().detach();
+        let w = weights_tensor(&b.weights, rows, seq, d); // [rows, seq]
+        let a_rows: Vec<f32> = adv.iter().flat_map(|&a| std::iter::repeat_n(a as f32, seq)).collect();
+        let a = weights_tensor(&a_rows, rows, seq, d); // [rows, seq]
+        let ratio = (new.clone() - old).exp();
+        let surr = (ratio.clone() * a.clone()).min_pair(ratio.clamp(1.0 - self.clip_eps, 1.0 + self.clip_eps) * a);
+        let diff = reference - new; // q − p
+        let k3 = diff.clone().exp() - diff - 1.0; // [rows, seq]
+        let per_token = (surr - k3.clone().mul_scalar(self.kl_beta)).neg() * w.clone();
+        let counts: Vec<f32> = b.weights.chunks(seq).map(|c| c.iter().sum::<f32>().max(1.0)).collect();
+        let counts_t = crate::dpo::vector(&counts, d);
+        let loss = (per_token.sum_dim(1).reshape([rows]) / counts_t).mean();
+
+        let kl: f32 = (k3 * w).without_autodiff().sum().into_scalar();
+        let tokens: f32 = b.weights.iter().sum();
+        let mean = rewards.iter().sum::<f64>() / rewards.len() as f64;
+        let std = (rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / rewards.len() as f64).sqrt();
+        let ended = gens.iter().filter(|g| g.finish == Finish::EndOfTurn).count() as f64 / gens.len() as f64;
+        self.metrics = vec![
+            ("reward_mean".into(), mean),
+            ("reward_std".into(), std),
+            ("kl".into(), kl as f64 / tokens.max(1.0) as f64),
+            ("completion_len".into(), tokens as f64 / rows as f64),
+            ("ended_share".into(), ended),
+        ];
+        Ok((loss, b.real_tokens))
+    }
+
+    fn train_metrics(&mut self) -> Vec<(String, f64)> {
+        std::mem::take(&mut self.metrics)
+    }
+
+    fn evaluate(&mut self, model: &Llama) -> anyhow::Result<Vec<(String, f64)>> {
+        if self.val.is_empty() {
+            return Ok(Vec::new());
+        }
+        let which: Vec<usize> = (0..self.val.len()).collect();
+        let cfg = SampleConfig { temperature: 0.0, ..self.sample.clone() };
+        let gens = generate(&model.to_inference(), &self.tokenizer, &self.val_ids, &cfg, &mut |_, _| {})?;
+        let scores = self.rewards(&self.val, &self.val_ids, &which, &gens)?;
+        let mut out = vec![("val_reward".into(), scores.iter().sum::<f64>() / scores.len() as f64)];
+        let mut kinds: Vec<&str> = self.val.iter().map(|p| p.kind.as_str()).filter(|k| !k.is_empty()).collect();
+        kinds.sort();
+        kinds.dedup();
+        for k in kinds {
+            let s: Vec<f64> = self.val.iter().zip(&scores).filter(|(p, _)| p.kind == k).map(|(_, s)| *s).collect();
+            out.push((format!("val_reward_{k}"), s.iter().sum::<f64>() / s.len() as f64));
+        }
+        out.push(("val_prompts".into(), scores.len() as f64));
+        Ok(out)
+    }
+
+    fn data_state(&self, next_step: u64) -> serde_json::Value {
+        serde_json::json!({
+            "next_step": next_step,
+            "order": "epoch-wise shuffle of the prompts by ChaCha8(seed, epoch); sampling seeded by (seed, step)",
+            "train_prompts": self.train.len(),
+            "val_prompts": self.val.len(),
+        })
+    }
+}
+
+/// `hone rl`: trains the init checkpoint with GRPO/RLOO into `<run_dir>/rl/`.
+pub fn run_rl(
+    optim: &OptimConfig,
+    cfg: &RlConfig,
+    run_dir: &Path,
+    init_override: Option<&Path>,
+    opts: &StageOptions,
+) -> anyhow::Result<StageReport> {
+    cfg.validate()?;
+    optim.validate()?;
+    let init = match init_override {
+        Some(p) => p.to_path_buf(),
+        None => stage::resolve_init(run_dir, &cfg.init, "rl", &["dpo", "sft"])?,
+    };
+    let device = hone_model::device::select_autodiff(&cfg.device)?;
+    let opened = stage::open(&init, &device)?;
+    let inputs =
+        if cfg.data.is_empty() { vec![run_dir.join("world/rl.jsonl").display().to_string()] } else { cfg.data.clone() };
+    let paths = hone_data::read::expand_inputs(&inputs)?;
+    let verifier = cfg.reward == "verifier";
+    let all = read_prompts(&paths, verifier, &cfg.kinds)?;
+    let (mut train, mut val): (Vec<RlPrompt>, Vec<RlPrompt>) = all
+        .into_iter()
+        .partition(|p| hone_data::hash::split_point(cfg.seed, &p.record.to_string()) >= cfg.val_fraction);
+    val.truncate(cfg.eval_prompts);
+    if train.is_empty() && val.len() > 1 {
+        train.push(val.pop().expect("non-empty"));
+    }
+    anyhow::ensure!(!train.is_empty(), "rl: no prompts in {}", inputs.join(", "));
+    let notes = vec![format!("rl: {} training prompts, {} held out", train.len(), val.len())];
+    for n in &notes {
+        eprintln!("{n}");
+    }
+    let reference = if cfg.reference.is_empty() {
+        opened.model.clone()
+    } else {
+        stage::open(Path::new(&cfg.reference), &device)?.model
+    };
+    let reward = if verifier {
+        RewardSource::Verifier
+    } else {
+        let p = if cfg.reward_model.is_empty() { run_dir.join("reward") } else { PathBuf::from(&cfg.reward_model) };
+        RewardSource::Model(RewardModel::load(&p, &device.clone().without_autodiff())?)
+    };
+    eprintln!("rl: starting from {}", opened.dir.display());
+    let stage_optim = cfg.stage_loop().optim(optim);
+    let mut settings = cfg.stage_loop().settings("rl", &(&opened.model.config, &stage_optim, cfg), opts.progress);
+    settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(&opened.model.config.to_hf_json())?));
+    let mut task = RlTask::new(train, val, opened.tokenizer, &opened.template, &reference, reward, cfg)?;
+    drop(reference);
+    let (summary, resumed_from, stage_dir) =
+        stage::train_stage(opened.model, &stage_optim, settings, run_dir, &mut task, opts)?;
+    Ok(StageReport { summary, stage_dir, init: opened.dir, resumed_from, notes })
+}

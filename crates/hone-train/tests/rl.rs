@@ -1,0 +1,119 @@
+//! RL: GRPO and RLOO advantages match hand computations; a step's samples and loss are a pure
+//! function of (weights, step), so resume is bit for bit; at step 0 the KL to the reference is 0.
+
+mod post;
+
+use hone_data::chat::ChatTemplate;
+use hone_model::burn::tensor::Device;
+use hone_train::metrics::read_series;
+use hone_train::rl::{Algorithm, RewardSource, RlConfig, RlTask, read_prompts};
+use hone_train::{LoopSettings, Task, Trainer};
+use post::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+#[test]
+fn advantages_match_hand_computation() {
+    let r = [1.0, 0.0, 0.0, 1.0];
+    // mean 0.5, sample std sqrt(1/3).
+    let g = Algorithm::Grpo.advantages(&r);
+    let s = (1.0f64 / 3.0).sqrt() + 1e-4;
+    for (a, x) in g.iter().zip(r) {
+        assert!((a - (x - 0.5) / s).abs() < 1e-12, "{g:?}");
+    }
+    // Leave-one-out: 1 − (0 + 0 + 1)/3 = 2/3; 0 − 2/3.
+    let l = Algorithm::Rloo.advantages(&r);
+    assert!((l[0] - 2.0 / 3.0).abs() < 1e-12 && (l[1] + 2.0 / 3.0).abs() < 1e-12, "{l:?}");
+    assert!(Algorithm::Grpo.advantages(&[1.0, 1.0, 1.0]).iter().all(|a| *a == 0.0), "no signal in a uniform group");
+}
+
+fn task(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, reference: &hone_model::Llama) -> RlTask {
+    let records: Vec<serde_json::Value> = CITIES
+        .iter()
+        .map(|(c, k)| {
+            serde_json::json!({"prompt": format!("What is the capital of {c}?"), "targets": [k, "a"],
+                "scorer": "contains_any", "kind": "fact"})
+        })
+        .collect();
+    let path = dir.join("rl.jsonl");
+    write_jsonl(&path, &records);
+    let prompts = read_prompts(&[path], true, &[]).unwrap();
+    let (train, val) = (prompts[..6].to_vec(), prompts[6..].to_vec());
+    let cfg = RlConfig {
+        group_size: 4,
+        prompts_per_step: 2,
+        max_new_tokens: 6,
+        kl_beta: 0.1,
+        seed: 3,
+        ..RlConfig::default()
+    };
+    RlTask::new(train, val, tok.clone(), &ChatTemplate::hone_default(), reference, RewardSource::Verifier, &cfg)
+        .unwrap()
+}
+
+fn trainer(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64) -> Trainer {
+    let settings = LoopSettings {
+        stage: "rl".into(),
+        steps,
+        grad_accum: 1,
+        eval_every: 0,
+        checkpoint_every: 0,
+        keep_last: 2,
+        log_every: 1,
+        seed: 3,
+        config_hash: "t".into(),
+        progress: false,
+        extra_files: vec![],
+    };
+    let m = model(tok, 6, &Device::flex().autodiff());
+    Trainer::new(m, &optim(), settings, &dir.join("rl"), Some(&dir.join("metrics.jsonl"))).unwrap()
+}
+
+#[test]
+fn step_zero_kl_is_zero_and_resume_is_bit_exact() {
+    const N: u64 = 2;
+    let tok = tokenizer();
+    let reference = model(&tok, 6, &Device::flex());
+    let a = tempfile::tempdir().unwrap();
+    let mut t = task(a.path(), &tok, &reference);
+    let mut tr = trainer(a.path(), &tok, 2 * N);
+    t.loss(&tr.model, 0, 0).unwrap();
+    let m = t.train_metrics();
+    let kl = m.iter().find(|(k, _)| k == "kl").unwrap().1;
+    assert!(kl.abs() < 1e-6, "policy = reference at step 0, KL {kl}");
+    assert!(m.iter().any(|(k, v)| k == "completion_len" && *v > 0.0), "{m:?}");
+    let s = tr.run(&mut t, &AtomicBool::new(false)).unwrap();
+    assert!(s.last_eval.iter().any(|(k, _)| k == "val_reward_fact"), "{:?}", s.last_eval);
+
+    let b = tempfile::tempdir().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut stopping = StopAt { inner: task(b.path(), &tok, &reference), stop: stop.clone(), at: N };
+    let s = trainer(b.path(), &tok, 2 * N).run(&mut stopping, &stop).unwrap();
+    assert!(s.interrupted && s.steps_done == N);
+    let mut tr = trainer(b.path(), &tok, 2 * N);
+    assert_eq!(tr.resume().unwrap(), Some(N));
+    tr.run(&mut task(b.path(), &tok, &reference), &AtomicBool::new(false)).unwrap();
+    for field in ["loss", "reward_mean", "kl", "completion_len"] {
+        let la = read_series(&a.path().join("metrics.jsonl"), "rl", "train", field);
+        let lb = read_series(&b.path().join("metrics.jsonl"), "rl", "train", field);
+        assert_eq!(la.len(), 2 * N as usize, "{field}");
+        assert_eq!(la, lb, "{field}");
+    }
+    let kl = read_series(&a.path().join("metrics.jsonl"), "rl", "train", "kl");
+    assert!(kl.last().unwrap().1 > 0.0, "the policy moved away from the reference: {kl:?}");
+    let f = |dir: &Path| std::fs::read(dir.join(format!("rl/step-{:08}/model.safetensors", 2 * N))).unwrap();
+    assert!(f(a.path()) == f(b.path()), "final weights differ");
+}
+
+#[test]
+fn bad_rl_records_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("rl.jsonl");
+    write_jsonl(&p, &[serde_json::json!({"prompt": "x", "scorer": "telepathy"})]);
+    let e = read_prompts(&[p.clone()], true, &[]).unwrap_err().to_string();
+    assert!(e.contains("rl.jsonl:1") && e.contains("unknown scorer `telepathy`"), "{e}");
+    write_jsonl(&p, &[serde_json::json!({"prompt": "x"})]);
+    let e = read_prompts(&[p], true, &[]).unwrap_err().to_string();
+    assert!(e.contains("no field `scorer`"), "{e}");
+}
