@@ -75,7 +75,9 @@ pub fn sizes(f: &RunFacts) -> Vec<(String, String)> {
         let n = |k: &str| w.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
         let sum = |k: &str| {
             w.get(k).and_then(|x| x.as_object()).map_or(0, |o| {
-                o.values().map(|v| v.as_u64().or_else(|| v.get("documents").and_then(|d| d.as_u64())).unwrap_or(0)).sum()
+                o.values()
+                    .map(|v| v.as_u64().or_else(|| v.get("documents").and_then(|d| d.as_u64())).unwrap_or(0))
+                    .sum()
             })
         };
         v.push((

@@ -2,6 +2,7 @@
 //! defaults owned by the crate that uses it. Loaded from TOML with `--set section.key=value`
 //! overrides, printed at start and saved as `config.toml` in the run directory.
 
+use crate::pipeline::PipelineConfig;
 use hone_data::prepare::DataConfig;
 use hone_data::tokenizer::TokenizerConfig;
 use hone_data::{config_root, config_section};
@@ -45,6 +46,7 @@ config_root! {
         rl: RlConfig,
         sample: SampleConfig,
         eval: EvalConfig,
+        pipeline: PipelineConfig,
     }
 }
 

@@ -3,6 +3,7 @@
 mod args;
 mod cmd;
 mod config;
+mod pipeline;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +44,9 @@ enum Cmd {
     Eval(cmd::eval::EvalArgs),
     /// Write the stage report of a run: what each stage changed, side by side.
     Report(cmd::report::ReportArgs),
+    /// Run the whole pipeline: world, tokenizer, data, pretrain, SFT, reward model, DPO, RL, evaluation
+    /// after every stage, and the report. Reruns reuse finished steps; Ctrl-C stops, rerun resumes.
+    Run(cmd::run::RunArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Chat(a) => cmd::chat::run(a),
         Cmd::Eval(a) => cmd::eval::run(a),
         Cmd::Report(a) => cmd::report::run(a),
+        Cmd::Run(a) => cmd::run::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

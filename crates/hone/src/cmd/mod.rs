@@ -8,6 +8,7 @@ pub mod pretrain;
 pub mod report;
 pub mod reward;
 pub mod rl;
+pub mod run;
 pub mod sample;
 pub mod sft;
 pub mod stage;

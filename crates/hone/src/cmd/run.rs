@@ -1,0 +1,41 @@
+//! `hone run`: the whole pipeline (see `crate::pipeline`), from a built-in preset, a user's pipeline
+//! TOML, and `--set` overrides.
+
+use crate::args::ConfigArgs;
+use crate::config::HoneConfig;
+use crate::pipeline::{self, RunOptions, presets};
+use anyhow::Result;
+use clap::Args;
+use std::io::IsTerminal;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Built-in preset under the config: `default` (~15 min on a 2-core CPU), `quick` (a 1-2 minute smoke
+    /// run), `cpu-large` (a bigger model, about an hour), `gpu` (gpt2-small-like, for a CUDA/wgpu build).
+    #[arg(long, default_value = "default")]
+    pub preset: String,
+    /// Rerun from this step on (e.g. `sft`, `eval-dpo`), even if the outputs are up to date.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Print the preset's TOML (a starting point for `--config`) and exit.
+    #[arg(long)]
+    pub show_preset: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let layer = presets::preset(&a.preset)?;
+    if a.show_preset {
+        print!("{layer}");
+        return Ok(());
+    }
+    let origin = format!("preset `{}`", a.preset);
+    let mut cfg: HoneConfig =
+        hone_data::config::load_layered(&[(origin.as_str(), layer)], a.config.config.as_deref(), &a.config.set)?;
+    let opts = RunOptions { from: a.from.clone(), progress: cfg.run.progress && std::io::stderr().is_terminal() };
+    match pipeline::run(&mut cfg, &opts)? {
+        Some(_) => Ok(()),
+        None => std::process::exit(130),
+    }
+}

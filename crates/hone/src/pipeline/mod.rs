@@ -1,0 +1,201 @@
+//! `hone run`: the whole pipeline as one command. The steps are the stages of the design — world,
+//! tokenizer, data, pretrain, sft, reward, dpo, rl — with an evaluation after every policy stage and
+//! the report at the end. Each step's output is reused when its key (its configuration and the keys
+//! of the steps it reads from) is unchanged; see [`state`] for what happens otherwise. Ctrl-C stops
+//! after the current training step with a checkpoint; the same command resumes.
+
+pub mod presets;
+pub mod state;
+mod steps;
+
+use crate::config::HoneConfig;
+use state::{Plan, State, Status, move_aside};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+hone_data::config_section! {
+    /// `hone run`: which steps run and what is evaluated after each training stage.
+    pub struct PipelineConfig {
+        /// Steps in order, from: world, tokenizer, data, pretrain, sft, reward, dpo, rl. Leave one out to
+        /// skip it (e.g. without `world`, point data/sft/dpo/rl at your own files).
+        stages: Vec<String> = ["world", "tokenizer", "data", "pretrain", "sft", "reward", "dpo", "rl"]
+            .iter().map(|s| s.to_string()).collect(),
+        /// Evaluate each policy stage (pretrain, sft, dpo, rl) on `eval.tasks` (default: every probe of
+        /// the built-in world).
+        evaluate: bool = true,
+        /// Prompt format of generation tasks for the base model: `text` (plain continuation, what a
+        /// base model can do) or `task`.
+        base_format: String = "text".to_string(),
+    }
+}
+
+pub const ALL_STEPS: &[&str] = &["world", "tokenizer", "data", "pretrain", "sft", "reward", "dpo", "rl"];
+const POLICY: &[&str] = &["pretrain", "sft", "dpo", "rl"];
+
+/// How `hone run` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Rerun this step and every later one even if their outputs are current.
+    pub from: Option<String>,
+    pub progress: bool,
+}
+
+/// One unit of work: a stage or the evaluation of one.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    /// The key of the step's configuration and inputs.
+    pub key: String,
+    /// What the step writes (moved aside when its key changes).
+    pub outputs: Vec<PathBuf>,
+    /// Rough cost in seconds on this kind of machine, for the overall ETA.
+    pub estimate_s: f64,
+}
+
+/// What a step reported.
+pub struct Outcome {
+    pub interrupted: bool,
+    /// Headline lines for the final summary.
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    pub fn done() -> Outcome {
+        Outcome { interrupted: false, notes: Vec::new() }
+    }
+}
+
+fn fmt_secs(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 3600 { format!("{}h{:02}m", s / 3600, (s % 3600) / 60) } else { format!("{}:{:02}", s / 60, s % 60) }
+}
+
+/// Runs the pipeline; returns the report's path, or `None` when interrupted.
+pub fn run(cfg: &mut HoneConfig, opts: &RunOptions) -> anyhow::Result<Option<PathBuf>> {
+    for s in &cfg.pipeline.stages {
+        anyhow::ensure!(
+            ALL_STEPS.contains(&s.as_str()),
+            "pipeline.stages: unknown stage `{s}` (stages: {})",
+            ALL_STEPS.join(", ")
+        );
+    }
+    steps::fill_paths(cfg)?;
+    let run_dir = cfg.run_dir();
+    crate::args::announce(cfg, &[])?;
+    let state = State::open(&run_dir)?;
+    let plan = steps::plan(cfg)?;
+    if let Some(f) = &opts.from {
+        anyhow::ensure!(
+            plan.iter().any(|s| &s.name == f),
+            "--from {f}: not a step of this pipeline (steps: {})",
+            plan.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let stop = hone_train::signal::stop_flag();
+    let start = Instant::now();
+    let total_est: f64 = plan.iter().map(|s| s.estimate_s).sum();
+    let mut done_est = 0.0;
+    let mut worked_s = 0.0;
+    let mut forced = false;
+    let mut notes = Vec::new();
+    eprintln!(
+        "hone run: {} steps into {} (estimated {} on this machine)",
+        plan.len(),
+        run_dir.display(),
+        fmt_secs(total_est)
+    );
+    for (i, step) in plan.iter().enumerate() {
+        forced |= opts.from.as_deref() == Some(step.name.as_str());
+        let mut what = state.plan(&step.name, &step.key)?;
+        if forced && what == Plan::Skip {
+            what = Plan::Redo;
+        }
+        let header = |status: &str| {
+            let elapsed = start.elapsed().as_secs_f64();
+            // Scale the remaining estimate by how the finished work compared with its estimate.
+            let speed = if done_est > 0.0 && worked_s > 0.0 { worked_s / done_est } else { 1.0 };
+            let left = (total_est - done_est) * speed;
+            eprintln!(
+                "\n━━ [{}/{}] {} {status} ━━ elapsed {} · remaining ≈ {}",
+                i + 1,
+                plan.len(),
+                step.name,
+                fmt_secs(elapsed),
+                fmt_secs(left)
+            );
+        };
+        match what {
+            Plan::Skip => {
+                header("(up to date, reused)");
+                done_est += step.estimate_s;
+                continue;
+            }
+            Plan::Redo => {
+                header("(configuration or inputs changed: running again)");
+                for o in &step.outputs {
+                    move_aside(o)?;
+                }
+            }
+            Plan::Run { resume: true } => header("(resuming)"),
+            Plan::Run { resume: false } => header(""),
+        }
+        state.set(&step.name, &step.key, Status::Running)?;
+        let t0 = Instant::now();
+        let out = steps::execute(cfg, step, opts, &stop)?;
+        let secs = t0.elapsed().as_secs_f64();
+        state.record_time(&step.name, secs, what != Plan::Redo)?;
+        if out.interrupted || stop.load(Ordering::SeqCst) {
+            eprintln!("\nstopped during {}; run the same command to resume where it stopped", step.name);
+            return Ok(None);
+        }
+        state.set(&step.name, &step.key, Status::Done)?;
+        worked_s += secs;
+        done_est += step.estimate_s;
+        notes.extend(out.notes);
+    }
+    let files = hone_report::write_report(&run_dir)?;
+    eprintln!("\nhone run finished in {}", fmt_secs(start.elapsed().as_secs_f64()));
+    for n in notes {
+        println!("{n}");
+    }
+    print_headlines(&run_dir)?;
+    println!("report: {}", files.html.display());
+    Ok(Some(files.html))
+}
+
+/// The headline metric of every task, first and last evaluated stage, on stdout.
+fn print_headlines(run_dir: &std::path::Path) -> anyhow::Result<()> {
+    let facts = hone_report::gather(run_dir)?;
+    let table = hone_report::build_table(&facts);
+    if table.columns.is_empty() {
+        return Ok(());
+    }
+    let labels: Vec<&str> = table.columns.iter().map(|c| c.1.as_str()).collect();
+    println!("\n{:<34} {:<22} {}", "task", "metric", labels.iter().map(|l| format!("{l:>8}")).collect::<String>());
+    for r in table.rows.iter().filter(|r| r.headline) {
+        let cells: String = r
+            .cells
+            .iter()
+            .map(|c| c.as_ref().map(|c| format!("{:>8.3}", c.value)).unwrap_or_else(|| format!("{:>8}", "–")))
+            .collect();
+        let dir = if r.higher_is_better { "↑" } else { "↓" };
+        println!("{:<34} {:<22} {cells}", r.task, format!("{} {dir}", r.metric));
+    }
+    let regs = table.regressions();
+    for (r, c) in &regs {
+        println!(
+            "REGRESSION: {} {} got worse from {} to {} beyond the noise",
+            r.task,
+            r.metric,
+            table.columns[c - 1].1,
+            table.columns[*c].1
+        );
+    }
+    Ok(())
+}
+
+/// Whether `stage` is a policy stage that gets evaluated.
+pub fn is_policy(stage: &str) -> bool {
+    POLICY.contains(&stage)
+}

@@ -1,0 +1,127 @@
+//! `hone run --preset quick` end to end: the whole pipeline completes, every stage writes a final
+//! checkpoint, the report lists every stage, a rerun reuses everything, and runs interrupted with
+//! SIGINT or killed with SIGKILL, then rerun, end with the same weights and metrics as an
+//! uninterrupted run of the same seed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const STAGES: &[&str] = &["pretrain", "sft", "reward", "dpo", "rl"];
+
+fn cmd(root: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hone"));
+    c.current_dir(root).args(["run", "--preset", "quick", "--set", "run.progress=false"]);
+    c
+}
+
+fn run(root: &Path) -> Output {
+    cmd(root).output().expect("hone runs")
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+fn run_dir(root: &Path) -> PathBuf {
+    root.join("runs/quick")
+}
+
+/// Metric values of every evaluation result, by stage and task (timings left out).
+fn metrics(root: &Path) -> Vec<(String, String, String, f64)> {
+    let mut v = Vec::new();
+    for stage in ["pretrain", "sft", "dpo", "rl"] {
+        let dir = run_dir(root).join("eval").join(stage);
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files {
+            let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+            for m in j["metrics"].as_array().unwrap() {
+                let name = format!("{}{}", m["name"].as_str().unwrap(), m["group"].as_str().unwrap_or(""));
+                v.push((
+                    stage.to_string(),
+                    j["task"].as_str().unwrap().to_string(),
+                    name,
+                    m["value"].as_f64().unwrap_or(f64::NAN),
+                ));
+            }
+        }
+    }
+    v
+}
+
+fn final_weights(root: &Path, stage: &str) -> Vec<u8> {
+    std::fs::read(run_dir(root).join(stage).join("final/model.safetensors")).unwrap()
+}
+
+/// Starts a run and waits until `ready` holds for the run directory (or the child exits).
+fn start_until(root: &Path, ready: impl Fn(&Path) -> bool) -> Child {
+    let mut child = cmd(root).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("hone starts");
+    let t = Instant::now();
+    while !ready(&run_dir(root)) {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before the point of interruption");
+        assert!(t.elapsed() < Duration::from_secs(600), "the run never reached the point of interruption");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+fn has_checkpoint(stage: &Path) -> bool {
+    std::fs::read_dir(stage)
+        .map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("step-")))
+        .unwrap_or(false)
+}
+
+#[test]
+fn quick_pipeline_completes_resumes_and_is_reproducible() {
+    // Uninterrupted.
+    let a = tempfile::tempdir().unwrap();
+    let out = run(a.path());
+    assert!(out.status.success(), "hone run failed:\n{}", text(&out));
+    for s in STAGES {
+        assert!(run_dir(a.path()).join(s).join("final/model.safetensors").is_file(), "{s} has a final checkpoint");
+    }
+    let report = std::fs::read_to_string(run_dir(a.path()).join("report/report.md")).unwrap();
+    for s in STAGES {
+        assert!(report.contains(&format!("| {s} |")), "the report's stage table lists {s}");
+    }
+    for label in ["base", "sft", "dpo", "rl"] {
+        assert!(report.contains(&format!(" {label} |")), "the report's metric table has a {label} column");
+    }
+    assert!(run_dir(a.path()).join("report/report.html").is_file());
+    // A rerun reuses every step.
+    let again = text(&run(a.path()));
+    assert!(!again.contains("] pretrain ━━") && again.contains("pretrain (up to date, reused)"), "{again}");
+    let reference = metrics(a.path());
+    assert!(!reference.is_empty());
+
+    // SIGINT during pretraining: the run stops with a checkpoint; the same command finishes it.
+    let b = tempfile::tempdir().unwrap();
+    let child = start_until(b.path(), |r| has_checkpoint(&r.join("pretrain")));
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "an interrupted run exits with 130");
+    assert!(!run_dir(b.path()).join("sft").exists(), "nothing after the interrupted stage ran");
+    let out = run(b.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(resuming)"), "{}", text(&out));
+
+    // SIGKILL during SFT.
+    let c = tempfile::tempdir().unwrap();
+    let mut child = start_until(c.path(), |r| has_checkpoint(&r.join("sft")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = run(c.path());
+    assert!(out.status.success(), "{}", text(&out));
+
+    for (dir, what) in [(b.path(), "SIGINT"), (c.path(), "SIGKILL")] {
+        for s in STAGES {
+            assert!(
+                final_weights(dir, s) == final_weights(a.path(), s),
+                "{what}: {s} weights equal the uninterrupted run's"
+            );
+        }
+        assert_eq!(metrics(dir), reference, "{what}: every metric equals the uninterrupted run's");
+    }
+}
