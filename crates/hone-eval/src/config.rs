@@ -18,6 +18,12 @@ hone_data::config_section! {
         /// Prompt format of generation tasks: `task` (as the task file says), `chat` (the checkpoint's
         /// chat template) or `text` (plain continuation, for base models).
         format: String = "task".to_string(),
+        /// `text` format: how a question is written for a base model; `{prompt}` is replaced by the item's
+        /// prompt. A base model continues documents, so a template in the style of its corpus (e.g. a
+        /// forum thread ending where a reply begins) lets it answer; the default gives the prompt as is.
+        text_template: String = "{prompt}".to_string(),
+        /// `text` format: extra stop strings (e.g. "\n" when the template asks for a one-line reply).
+        text_stop: Vec<String> = vec![],
         /// `loglikelihood_rolling`: tokens of context each window after the first re-reads from the
         /// previous one; 1 = disjoint windows, as lm-evaluation-harness.
         rolling_context: usize = 1,

@@ -132,8 +132,21 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
                 "text" => false,
                 other => bail!("eval.format: `{other}` is not one of task, chat, text"),
             };
-            let items: Vec<items::GenItem> =
+            let mut items: Vec<items::GenItem> =
                 pick.iter().map(|&i| items::gen_item(&records[i], g, group)).collect::<Result<_>>()?;
+            let mut g = g.clone();
+            if !chat {
+                anyhow::ensure!(
+                    e.text_template.contains("{prompt}"),
+                    "eval.text_template must contain {{prompt}} (where the item's prompt goes)"
+                );
+                for it in &mut items {
+                    it.prompt = e.text_template.replace("{prompt}", &it.prompt);
+                }
+                g.stop.extend(e.text_stop.iter().cloned());
+                settings["text_template"] = e.text_template.clone().into();
+            }
+            let g = &g;
             let cfg = generate::sample_config(g, &opts.sample);
             settings["format"] = (if chat { "chat" } else { "text" }).into();
             settings["sample"] = serde_json::to_value(&cfg)?;
