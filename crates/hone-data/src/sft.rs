@@ -183,7 +183,7 @@ pub fn turns(file: &Path, loc: &Location, v: &Value, field: &str, role: &str) ->
     match v {
         Value::String(s) => Ok(vec![Message::new(role, s.clone())]),
         Value::Array(_) => message_list(file, loc, v, field),
-        Value::Object(_) => Ok(vec![message(file, loc, v, &format!("{field}"))?]),
+        Value::Object(_) => Ok(vec![message(file, loc, v, field)?]),
         other => Err(DataError::record(
             file,
             loc.clone(),

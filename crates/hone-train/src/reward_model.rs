@@ -81,7 +81,7 @@ impl RewardModel {
         let w = dir.join("model.safetensors");
         let bytes = std::fs::read(&w).map_err(|e| anyhow::anyhow!("{}: {e}", w.display()))?;
         let shell = RewardModel::new(Llama::init(&config, 0, device)?, 0);
-        shell.from_safetensors(&bytes, &w.display().to_string())
+        shell.with_weights(&bytes, &w.display().to_string())
     }
 
     /// Hugging Face `config.json` of the reward model (`LlamaForSequenceClassification`, one label).
@@ -132,7 +132,7 @@ impl Trainable for RewardModel {
         write_f32(&tensors, Some(HashMap::from([("format".to_string(), "pt".to_string())])))
     }
 
-    fn from_safetensors(&self, bytes: &[u8], origin: &str) -> anyhow::Result<Self> {
+    fn with_weights(&self, bytes: &[u8], origin: &str) -> anyhow::Result<Self> {
         let mut tensors = read_f32(bytes, origin)?;
         let head = tensors.remove(HEAD).ok_or_else(|| anyhow::anyhow!("{origin}: missing tensor `{HEAD}`"))?;
         let spec = self.head_spec();

@@ -189,7 +189,7 @@ pub fn read_prompts(paths: &[PathBuf], need_scorer: bool, kinds: &[String]) -> R
 /// Where rewards come from.
 pub enum RewardSource {
     Verifier,
-    Model(RewardModel),
+    Model(Box<RewardModel>),
 }
 
 /// The RL objective: samples, scores and the clipped, KL-penalised policy gradient.
@@ -427,7 +427,7 @@ pub fn run_rl(
         RewardSource::Verifier
     } else {
         let p = if cfg.reward_model.is_empty() { run_dir.join("reward") } else { PathBuf::from(&cfg.reward_model) };
-        RewardSource::Model(RewardModel::load(&p, &device.clone().without_autodiff())?)
+        RewardSource::Model(Box::new(RewardModel::load(&p, &device.clone().without_autodiff())?))
     };
     eprintln!("rl: starting from {}", opened.dir.display());
     let stage_optim = cfg.stage_loop().optim(optim);

@@ -16,7 +16,7 @@ pub trait Trainable: Clone {
     fn to_safetensors(&self) -> anyhow::Result<Vec<u8>>;
     /// A model of the same architecture with the weights of a file written by
     /// [`Trainable::to_safetensors`]; `origin` names the file in errors.
-    fn from_safetensors(&self, bytes: &[u8], origin: &str) -> anyhow::Result<Self>;
+    fn with_weights(&self, bytes: &[u8], origin: &str) -> anyhow::Result<Self>;
 }
 
 impl Trainable for Llama {
@@ -32,7 +32,7 @@ impl Trainable for Llama {
     fn to_safetensors(&self) -> anyhow::Result<Vec<u8>> {
         hone_model::weights::model_to_safetensors(self)
     }
-    fn from_safetensors(&self, bytes: &[u8], origin: &str) -> anyhow::Result<Self> {
+    fn with_weights(&self, bytes: &[u8], origin: &str) -> anyhow::Result<Self> {
         hone_model::weights::model_from_safetensors(bytes, &self.config, self.device(), origin)
     }
 }

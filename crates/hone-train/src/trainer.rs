@@ -241,8 +241,7 @@ impl<M: Trainable> Trainer<M> {
             );
         }
         let model_path = ckpt.dir.join("model.safetensors");
-        self.model =
-            self.model.from_safetensors(&ckpt.read("model.safetensors")?, &model_path.display().to_string())?;
+        self.model = self.model.with_weights(&ckpt.read("model.safetensors")?, &model_path.display().to_string())?;
         let opt_path = ckpt.dir.join("optimizer.safetensors");
         self.optimizer.load_safetensors(
             &ckpt.read("optimizer.safetensors")?,

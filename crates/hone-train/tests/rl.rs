@@ -111,7 +111,7 @@ fn bad_rl_records_are_named() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("rl.jsonl");
     write_jsonl(&p, &[serde_json::json!({"prompt": "x", "scorer": "telepathy"})]);
-    let e = read_prompts(&[p.clone()], true, &[]).unwrap_err().to_string();
+    let e = read_prompts(std::slice::from_ref(&p), true, &[]).unwrap_err().to_string();
     assert!(e.contains("rl.jsonl:1") && e.contains("unknown scorer `telepathy`"), "{e}");
     write_jsonl(&p, &[serde_json::json!({"prompt": "x"})]);
     let e = read_prompts(&[p], true, &[]).unwrap_err().to_string();
