@@ -45,6 +45,9 @@ hone_data::config_section! {
         skip_invalid: bool = false,
         /// Share of `data` held out when there is no `eval_data` (by a seeded hash of the prompt).
         val_fraction: f64 = 0.05,
+        /// Train on at most this many pairs, a seeded sample of the training set (0 = all). The reference
+        /// pass up front covers only these, so a short run does not pay for pairs it never sees.
+        max_pairs: usize = 0,
         /// Longest prompt + reply in tokens; longer ones are cut (and counted).
         max_len: usize = 256,
         /// `sigmoid` (DPO), `ipo`, or `simpo` (reference-free, length-normalised).
@@ -466,6 +469,21 @@ pub fn run_dpo(
     )?;
     for n in &notes {
         eprintln!("{n}");
+    }
+    let mut data = data;
+    if cfg.max_pairs > 0 && data.train.len() > cfg.max_pairs {
+        use rand::seq::SliceRandom;
+        let mut idx: Vec<usize> = (0..data.train.len()).collect();
+        idx.shuffle(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(cfg.seed ^ 0x5eed_da1a));
+        idx.truncate(cfg.max_pairs);
+        idx.sort_unstable();
+        let mut keep = vec![false; data.train.len()];
+        for i in idx {
+            keep[i] = true;
+        }
+        let mut k = keep.into_iter();
+        data.train.retain(|_| k.next().unwrap_or(false));
+        eprintln!("dpo: training on a seeded sample of {} pairs (dpo.max_pairs)", data.train.len());
     }
     let stage_dir = run_dir.join("dpo");
     std::fs::create_dir_all(&stage_dir).map_err(|e| anyhow::anyhow!("{}: {e}", stage_dir.display()))?;

@@ -50,8 +50,16 @@ fn metrics(root: &Path) -> Vec<(String, String, String, f64)> {
     v
 }
 
+/// The final checkpoint of a stage (named by the stage's `final` marker file).
+fn final_dir(root: &Path, stage: &str) -> PathBuf {
+    let stage_dir = run_dir(root).join(stage);
+    let name =
+        std::fs::read_to_string(stage_dir.join("final")).unwrap_or_else(|_| panic!("{stage} has a final marker"));
+    stage_dir.join(name.trim())
+}
+
 fn final_weights(root: &Path, stage: &str) -> Vec<u8> {
-    std::fs::read(run_dir(root).join(stage).join("final/model.safetensors")).unwrap()
+    std::fs::read(final_dir(root, stage).join("model.safetensors")).unwrap()
 }
 
 /// Starts a run and waits until `ready` holds for the run directory (or the child exits).
@@ -79,7 +87,7 @@ fn quick_pipeline_completes_resumes_and_is_reproducible() {
     let out = run(a.path());
     assert!(out.status.success(), "hone run failed:\n{}", text(&out));
     for s in STAGES {
-        assert!(run_dir(a.path()).join(s).join("final/model.safetensors").is_file(), "{s} has a final checkpoint");
+        assert!(final_dir(a.path(), s).join("model.safetensors").is_file(), "{s} has a final checkpoint");
     }
     let report = std::fs::read_to_string(run_dir(a.path()).join("report/report.md")).unwrap();
     for s in STAGES {

@@ -43,8 +43,13 @@ pub fn fill_paths(cfg: &mut HoneConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Size and modification time of every input file: a changed file changes the key.
-fn files_fingerprint(inputs: &[String]) -> String {
+/// Size and modification time of every input file: a changed file changes the key. Files the
+/// pipeline writes itself (the world's) are covered by the world's key instead, since they do not
+/// exist yet when the keys are computed.
+fn files_fingerprint(cfg: &HoneConfig, inputs: &[String]) -> String {
+    if has(cfg, "world") {
+        return String::new();
+    }
     let Ok(paths) = hone_data::read::expand_inputs(inputs) else { return String::new() };
     paths
         .iter()
@@ -84,7 +89,7 @@ pub fn plan(cfg: &HoneConfig) -> anyhow::Result<Vec<Step>> {
                     &section(&cfg.tokenizer),
                     &section(&cfg.data),
                     &world_key,
-                    &files_fingerprint(&cfg.data.inputs),
+                    &files_fingerprint(cfg, &cfg.data.inputs),
                 ]),
                 vec![run.join("tokenizer.json"), run.join("tokenizer_config.json")],
                 15.0,
@@ -208,20 +213,50 @@ fn stage_step(
     // Tokens a stage trains on, per step, for the estimate (sequences are up to max_len long; half is typical).
     let (k, tokens) = match stage {
         "sft" => (
-            key(&["sft", &section(&cfg.sft), &optim, &prev(&["pretrain"]), world_key]),
+            key(&[
+                "sft",
+                &section(&cfg.sft),
+                &optim,
+                &prev(&["pretrain"]),
+                world_key,
+                &files_fingerprint(cfg, &cfg.sft.data),
+            ]),
             (cfg.sft.steps * (cfg.sft.batch_size * cfg.sft.grad_accum * cfg.sft.max_len / 2) as u64) as f64,
         ),
         "reward" => (
-            key(&["reward", &section(&cfg.reward), &optim, &prev(&["sft", "pretrain"]), world_key]),
+            key(&[
+                "reward",
+                &section(&cfg.reward),
+                &optim,
+                &prev(&["sft", "pretrain"]),
+                world_key,
+                &files_fingerprint(cfg, &cfg.reward.data),
+            ]),
             (cfg.reward.steps * (cfg.reward.batch_size * cfg.reward.grad_accum * cfg.reward.max_len) as u64) as f64,
         ),
         "dpo" => (
-            key(&["dpo", &section(&cfg.dpo), &optim, &prev(&["sft", "pretrain"]), world_key]),
+            key(&[
+                "dpo",
+                &section(&cfg.dpo),
+                &optim,
+                &prev(&["sft", "pretrain"]),
+                world_key,
+                &files_fingerprint(cfg, &cfg.dpo.data),
+                &files_fingerprint(cfg, std::slice::from_ref(&cfg.dpo.eval_data)),
+            ]),
             // Chosen and rejected, plus the reference pass up front.
             (cfg.dpo.steps * (cfg.dpo.batch_size * cfg.dpo.grad_accum * cfg.dpo.max_len) as u64) as f64 * 1.3,
         ),
         "rl" => (
-            key(&["rl", &section(&cfg.rl), &optim, &prev(&["dpo", "sft", "pretrain"]), &prev(&["reward"]), world_key]),
+            key(&[
+                "rl",
+                &section(&cfg.rl),
+                &optim,
+                &prev(&["dpo", "sft", "pretrain"]),
+                &prev(&["reward"]),
+                world_key,
+                &files_fingerprint(cfg, &cfg.rl.data),
+            ]),
             // Sampling costs about as much as training on what was sampled, several times over.
             (cfg.rl.steps * (cfg.rl.prompts_per_step * cfg.rl.group_size * cfg.rl.max_new_tokens) as u64) as f64 * 4.0,
         ),
