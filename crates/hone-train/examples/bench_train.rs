@@ -7,6 +7,10 @@
 //! rate burn Flex reaches on this machine.
 //!
 //! `cargo run --release -p hone-train --example bench_train -- --preset tiny --vocab 4096 --batch 16 --seq 128`
+//!
+//! Runs with mimalloc as the global allocator, as the `hone` binary does; build with
+//! `--features system-alloc` to measure glibc's malloc instead. `HONE_FUSED=0` selects burn's plain
+//! ops instead of the fused kernels.
 
 use hone_model::burn::tensor::{Device, Distribution, Tensor};
 use hone_model::{Llama, ModelConfig};
@@ -14,6 +18,10 @@ use hone_train::pretrain::PretrainTask;
 use hone_train::{LoopSettings, OptimConfig, PretrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
+
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
@@ -94,6 +102,8 @@ fn main() -> anyhow::Result<()> {
         serde_json::json!({
             "impl": "hone",
             "threads": rayon::current_num_threads(),
+            "fused": hone_model::fused::enabled(),
+            "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
             "params": cfg.num_params(),
             "flops_per_token": cfg.train_flops_per_token(seq),
             "step_s": step_s,
