@@ -7,6 +7,7 @@
 //! rate burn Flex reaches on this machine.
 //!
 //! `cargo run --release -p hone-train --example bench_train -- --preset tiny --vocab 4096 --batch 16 --seq 128`
+//! (`--hidden N --intermediate N` override the preset's widths)
 //!
 //! Runs with mimalloc as the global allocator, as the `hone` binary does; build with
 //! `--features system-alloc` to measure glibc's malloc instead. `HONE_FUSED=0` selects burn's plain
@@ -55,8 +56,17 @@ fn main() -> anyhow::Result<()> {
     let warmup: usize = arg(&args, "--warmup", 2);
     let optimizer: String = arg(&args, "--optimizer", "adamw".to_string());
     let device_name: String = arg(&args, "--device", "cpu".to_string());
+    // 0 keeps the preset's width.
+    let hidden: usize = arg(&args, "--hidden", 0);
+    let intermediate: usize = arg(&args, "--intermediate", 0);
 
-    let mc = ModelConfig { preset, vocab_size: vocab, ..ModelConfig::default() };
+    let mc = ModelConfig {
+        preset,
+        vocab_size: vocab,
+        hidden_size: hidden,
+        intermediate_size: intermediate,
+        ..ModelConfig::default()
+    };
     let cfg = mc.resolve(None)?;
     let device = hone_model::device::select_autodiff(&device_name)?;
     let pre = PretrainConfig { steps: (steps + warmup) as u64, batch_size: batch, seq_len: seq, ..Default::default() };

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 const BLOCK: usize = 8 * 1024;
 
 fn host(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec::<f32>().expect("optimizer tensors are f32")
+    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("optimizer tensors are f32")
 }
 
 /// One AdamW step on slices, in place: `p`, `m`, `v` updated with gradient `g` at 1-based step `t`.
@@ -60,7 +60,7 @@ mod tests {
     use burn::tensor::{Device, Distribution};
 
     fn vec(t: &Tensor<1>) -> Vec<f32> {
-        t.to_data().convert::<f32>().into_vec::<f32>().unwrap()
+        t.to_data().convert::<f32>().try_into_vec::<f32>().unwrap()
     }
 
     /// Five steps of the fused update against the tensor-op update, odd sizes, with and without decay.
