@@ -119,10 +119,13 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=0, help="0 keeps the preset's width")
+    ap.add_argument("--intermediate", type=int, default=0, help="0 keeps the preset's width")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     d, inter, layers, nh, nkv = PRESETS[a.preset]
+    d, inter = a.hidden or d, a.intermediate or inter
     model = Llama(a.vocab, d, inter, layers, nh, nkv, max(a.seq, 1024))
     decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "embed" not in n)]

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod device;
+pub mod fused;
 pub mod llama;
 pub mod load;
 pub mod sample;

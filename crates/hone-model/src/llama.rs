@@ -4,10 +4,13 @@
 //! `modeling_llama.py` operation for operation, so weights move between the two unchanged: Linear
 //! weights are `[out, in]`, parameter names are the `LlamaForCausalLM` state-dict keys.
 //!
-//! Plain burn ops only; burn's autodiff provides the backward pass.
+//! Norms, the SwiGLU gate, plain causal attention and the log-softmax over the vocabulary go through
+//! [`crate::fused`], which runs fused kernels with hand-written backward passes on Flex and the plain
+//! burn compositions elsewhere; everything else is plain burn ops differentiated by burn's autodiff.
 
 use crate::config::LlamaConfig;
-use burn::tensor::activation::{log_softmax, silu, softmax};
+use crate::fused;
+use burn::tensor::activation::softmax;
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -430,7 +433,7 @@ impl Llama {
         for (l, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.layers[l]);
             let h = rms_norm(x.clone(), &layer.input_layernorm, c.rms_norm_eps);
-            x = x + layer.self_attn.forward(h, &cos, &sin, &mask, c, kv);
+            x = x + layer.self_attn.forward(h, &cos, &sin, &mask, layout.plain_causal, c, kv);
             let h = rms_norm(x.clone(), &layer.post_attention_layernorm, c.rms_norm_eps);
             x = x + layer.mlp.forward(h);
         }
@@ -473,13 +476,15 @@ pub struct Layout {
     positions: Option<Vec<usize>>,
     /// Additive mask (0 or −∞) `[batch or 1, 1, seq, kv_len]`.
     mask: Tensor<4>,
+    /// Plain causal attention from position 0 (no packing, padding or cache): the fused kernel's case.
+    plain_causal: bool,
 }
 
 impl Layout {
     /// Plain causal attention over each row.
     pub fn causal(batch: usize, seq: usize, device: &Device) -> Layout {
         let mask = mask_tensor(1, seq, seq, device, |_, q, k| k <= q);
-        Layout { batch, seq, kv_len: seq, positions: None, mask }
+        Layout { batch, seq, kv_len: seq, positions: None, mask, plain_causal: true }
     }
 
     /// Packed rows: `segments[b * seq + t]` is the example index of token `t` of row `b`. Positions
@@ -500,7 +505,7 @@ impl Layout {
         }
         let mask =
             mask_tensor(batch, seq, seq, device, |b, q, k| k <= q && segments[b * seq + k] == segments[b * seq + q]);
-        Layout { batch, seq, kv_len: seq, positions: Some(positions), mask }
+        Layout { batch, seq, kv_len: seq, positions: Some(positions), mask, plain_causal: false }
     }
 
     /// Left-padded rows: row `b` starts with `pad[b]` padding tokens that no real token attends to;
@@ -520,7 +525,7 @@ impl Layout {
             let q = past + q;
             (k >= pad[b] && k <= q) || k == q
         });
-        Layout { batch, seq: new, kv_len, positions: Some(positions), mask }
+        Layout { batch, seq: new, kv_len, positions: Some(positions), mask, plain_causal: false }
     }
 }
 
@@ -550,18 +555,37 @@ fn mask_tensor(
 impl Attention {
     /// `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`. `mask`: `[batch or 1, 1, n_rep*seq, kv]`.
     /// With `cache`, the new keys and values are appended to it and attention covers all of them.
+    /// `plain_causal`: the mask is plain causal (the fused kernel's case, taken when no cache is given).
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: Tensor<3>,
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         mask: &Tensor<4>,
+        plain_causal: bool,
         c: &LlamaConfig,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         let n_rep = nh / nkv;
+        if plain_causal && cache.is_none() && fused::active(&x.device()) {
+            // The projections' own layout [batch, seq, heads, head_dim]: no transposes on this path.
+            let split = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]);
+            let mut q = split(linear(x.clone(), &self.q_proj), nh);
+            let mut k = split(linear(x.clone(), &self.k_proj), nkv);
+            let v = split(linear(x, &self.v_proj), nkv);
+            if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+                q = rms_norm(q, qn, c.rms_norm_eps);
+                k = rms_norm(k, kn, c.rms_norm_eps);
+            }
+            // [seq, head_dim]: positions 0..seq, the same for every row and head.
+            let (cos, sin) = (cos.clone().reshape([s, hd]), sin.clone().reshape([s, hd]));
+            let (q, k) = (fused::rope(q, &cos, &sin), fused::rope(k, &cos, &sin));
+            let out = fused::causal_attention(q, k, v, 1.0 / (hd as f64).sqrt()); // [b, s, nh, hd]
+            return linear(out.reshape([b, s, nh * hd]), &self.o_proj);
+        }
         let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2); // [batch, n, seq, head_dim]
         let mut q = heads(linear(x.clone(), &self.q_proj), nh);
         let mut k = heads(linear(x.clone(), &self.k_proj), nkv);
@@ -594,22 +618,19 @@ impl Attention {
 impl Mlp {
     /// SwiGLU: `down(silu(gate(x)) * up(x))`, `[batch, seq, hidden]` → same.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let g = silu(linear(x.clone(), &self.gate_proj)); // [batch, seq, intermediate]
-        linear(g * linear(x, &self.up_proj), &self.down_proj)
+        let g = linear(x.clone(), &self.gate_proj); // [batch, seq, intermediate]
+        linear(fused::swiglu(g, linear(x, &self.up_proj)), &self.down_proj)
     }
 }
 
 /// `x @ wᵀ` for a PyTorch-layout weight `w: [out, in]`; `x: [batch, seq, in]` → `[batch, seq, out]`.
 pub fn linear(x: Tensor<3>, w: &Tensor<2>) -> Tensor<3> {
-    let [b, s, i] = x.dims();
-    let [o, _] = w.dims();
-    x.reshape([b * s, i]).matmul(w.clone().transpose()).reshape([b, s, o])
+    fused::linear(x, w)
 }
 
 /// RMSNorm over the last axis: `w · x / sqrt(mean(x²) + eps)`.
 pub fn rms_norm<const D: usize>(x: Tensor<D>, w: &Tensor<1>, eps: f64) -> Tensor<D> {
-    let ms = x.clone().square().mean_dim(D - 1); // [..., 1]
-    x * ms.add_scalar(eps).sqrt().recip() * w.clone().unsqueeze::<D>()
+    fused::rms_norm(x, w, eps)
 }
 
 /// HF's rotary embedding: `x·cos + rotate_half(x)·sin` with `rotate_half(x) = [-x₂, x₁]` over the two
@@ -643,9 +664,7 @@ fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
 /// Log-probability of each target token: `logits [batch, seq, vocab]`, `targets [batch, seq]` →
 /// `[batch, seq]`.
 pub fn token_log_probs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
-    let [b, s, v] = logits.dims();
-    let logp = log_softmax(logits.reshape([b * s, v]), 1);
-    logp.gather(1, targets.reshape([b * s, 1])).reshape([b, s])
+    fused::token_log_probs(logits, targets)
 }
 
 /// Mean cross-entropy (nats per token) over every position.

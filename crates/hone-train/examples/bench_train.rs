@@ -7,6 +7,11 @@
 //! rate burn Flex reaches on this machine.
 //!
 //! `cargo run --release -p hone-train --example bench_train -- --preset tiny --vocab 4096 --batch 16 --seq 128`
+//! (`--hidden N --intermediate N` override the preset's widths)
+//!
+//! Runs with mimalloc as the global allocator, as the `hone` binary does; build with
+//! `--features system-alloc` to measure glibc's malloc instead. `HONE_FUSED=0` selects burn's plain
+//! ops instead of the fused kernels.
 
 use hone_model::burn::tensor::{Device, Distribution, Tensor};
 use hone_model::{Llama, ModelConfig};
@@ -14,6 +19,10 @@ use hone_train::pretrain::PretrainTask;
 use hone_train::{LoopSettings, OptimConfig, PretrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
+
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
@@ -47,8 +56,17 @@ fn main() -> anyhow::Result<()> {
     let warmup: usize = arg(&args, "--warmup", 2);
     let optimizer: String = arg(&args, "--optimizer", "adamw".to_string());
     let device_name: String = arg(&args, "--device", "cpu".to_string());
+    // 0 keeps the preset's width.
+    let hidden: usize = arg(&args, "--hidden", 0);
+    let intermediate: usize = arg(&args, "--intermediate", 0);
 
-    let mc = ModelConfig { preset, vocab_size: vocab, ..ModelConfig::default() };
+    let mc = ModelConfig {
+        preset,
+        vocab_size: vocab,
+        hidden_size: hidden,
+        intermediate_size: intermediate,
+        ..ModelConfig::default()
+    };
     let cfg = mc.resolve(None)?;
     let device = hone_model::device::select_autodiff(&device_name)?;
     let pre = PretrainConfig { steps: (steps + warmup) as u64, batch_size: batch, seq_len: seq, ..Default::default() };
@@ -94,6 +112,8 @@ fn main() -> anyhow::Result<()> {
         serde_json::json!({
             "impl": "hone",
             "threads": rayon::current_num_threads(),
+            "fused": hone_model::fused::enabled(),
+            "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
             "params": cfg.num_params(),
             "flops_per_token": cfg.train_flops_per_token(seq),
             "step_s": step_s,

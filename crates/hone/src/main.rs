@@ -7,6 +7,11 @@ mod pipeline;
 
 use clap::{Parser, Subcommand};
 
+/// A caching allocator: a training step allocates and frees the same large activation buffers every
+/// step, which glibc returns to the OS and page-faults back in.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "hone", version, about = "Train a language model stage by stage and see what each stage does.")]
 struct Cli {

@@ -3,6 +3,7 @@
 //! safetensors file as raw f32, so a resumed run continues bit for bit.
 
 pub mod adamw;
+pub mod fused;
 pub mod muon;
 
 use crate::config::OptimConfig;
@@ -86,7 +87,12 @@ impl Optimizer {
                         eps: c.eps,
                         weight_decay: if decays[i] { c.weight_decay } else { 0.0 },
                     };
-                    let (np, nm, nv) = adamw::step(flat, g, m.clone(), v.clone(), &h, t);
+                    // One fused parallel pass on Flex; tensor ops on other backends.
+                    let (np, nm, nv) = if hone_model::fused::active(&flat.device()) {
+                        fused::adamw(flat, g, m.clone(), v.clone(), &h, t)
+                    } else {
+                        adamw::step(flat, g, m.clone(), v.clone(), &h, t)
+                    };
                     (*m, *v) = (nm, nv);
                     p.like(np)
                 }

@@ -1,0 +1,100 @@
+//! Host-side plumbing shared by the fused CPU ops: reading a Flex tensor as an `f32` slice, wrapping
+//! a freshly computed `Vec<f32>` as a Flex tensor without copying, a single-threaded `gemm` call on
+//! strided matrices, and a raw pointer that rayon tasks may share when they write disjoint elements.
+
+use burn::backend::TensorMetadata;
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{DType, TensorData};
+
+/// `t` in row-major order with no offset (a copy only when it is a strided view).
+pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
+    assert_eq!(t.dtype(), DType::F32, "fused ops run on f32 tensors");
+    if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
+}
+
+/// The values of a contiguous f32 tensor (see [`contiguous`]).
+pub(crate) fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// A Flex tensor owning `v` (no copy) with `shape`.
+pub(crate) fn tensor(v: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape))
+}
+
+/// The dimensions of a Flex tensor.
+pub(crate) fn dims(t: &FlexTensor) -> Vec<usize> {
+    t.shape().to_vec()
+}
+
+/// A pointer rayon tasks share to write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut(pub *mut f32);
+// SAFETY: every user writes a set of elements no other task touches.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+/// A strided row-major matrix view: element `(i, j)` is at `ptr + i * rs + j * cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat {
+    pub ptr: *const f32,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+impl Mat {
+    pub fn rows(ptr: *const f32, row_stride: usize) -> Mat {
+        Mat { ptr, rs: row_stride as isize, cs: 1 }
+    }
+
+    /// The transpose of this view (no data moves).
+    pub fn t(self) -> Mat {
+        Mat { ptr: self.ptr, rs: self.cs, cs: self.rs }
+    }
+}
+
+/// `dst (m×n) = [dst +] scale · lhs (m×k) · rhs (k×n)`, single-threaded (callers parallelise over
+/// independent products, so results do not depend on the thread count).
+///
+/// # Safety
+/// The views must address valid memory for their shapes, `dst` must not alias `lhs`/`rhs`, and no
+/// other thread may touch `dst`'s elements during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, lhs: Mat, rhs: Mat, scale: f32) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                // SAFETY: row i of dst is inside the caller's buffer.
+                unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n).fill(0.0) };
+            }
+        }
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.cs,
+            lhs.rs,
+            rhs.ptr,
+            rhs.cs,
+            rhs.rs,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
