@@ -65,7 +65,11 @@ fn check_fd(what: &str, x: &mut [f32], grad: &[f32], f: &mut dyn FnMut(&[f32]) -
         x[i] = x0;
         let fd = (up - down) / (2.0 * h as f64);
         let err = (fd - grad[i] as f64).abs() / scale as f64;
-        assert!(err < 2e-3, "{what}[{i}]: backward gives {}, finite differences {fd} (error {err:.2e} of max)", grad[i]);
+        assert!(
+            err < 2e-3,
+            "{what}[{i}]: backward gives {}, finite differences {fd} (error {err:.2e} of max)",
+            grad[i]
+        );
     }
 }
 
@@ -176,11 +180,7 @@ fn token_log_probs_matches_plain_composition() {
         let run = |fused: bool| {
             let lt = leaf(&logits, [b, s, v]);
             let tt = Tensor::<2, Int>::from_data(TensorData::new(t.clone(), [b, s]), &ad());
-            let y = if fused {
-                cross_entropy::apply(lt.clone(), tt)
-            } else {
-                plain::token_log_probs(lt.clone(), tt)
-            };
+            let y = if fused { cross_entropy::apply(lt.clone(), tt) } else { plain::token_log_probs(lt.clone(), tt) };
             let g = weighted_sum(y.clone(), &up).backward();
             (host(y), host(lt.grad(&g).unwrap()))
         };
@@ -219,7 +219,8 @@ fn rope_matches_plain_composition() {
         let (cos, sin) = (randn(&mut r, s * hd, 1.0), randn(&mut r, s * hd, 1.0));
         let run = |fused: bool| {
             let xt = leaf(&x, [b, s, n, hd]);
-            let table = |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [s, hd]), &Device::flex()).autodiff();
+            let table =
+                |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [s, hd]), &Device::flex()).autodiff();
             let (ct, st) = (table(&cos), table(&sin));
             let y = if fused { rope::apply(xt.clone(), &ct, &st) } else { plain::rope(xt.clone(), &ct, &st) };
             let g = weighted_sum(y.clone(), &up).backward();
@@ -245,9 +246,14 @@ fn rope_backward_matches_finite_differences() {
 fn attention_matches_plain_composition() {
     let mut r = rng(7);
     // (batch, seq, heads, kv_heads, head_dim)
-    for &(b, s, nh, nkv, hd) in &[(1, 1, 1, 1, 1), (2, 3, 2, 1, 3), (1, 17, 4, 2, 8), (3, 33, 3, 3, 17), (2, 70, 4, 1, 16)]
+    for &(b, s, nh, nkv, hd) in
+        &[(1, 1, 1, 1, 1), (2, 3, 2, 1, 3), (1, 17, 4, 2, 8), (3, 33, 3, 3, 17), (2, 70, 4, 1, 16)]
     {
-        let (q, k, v) = (randn(&mut r, b * s * nh * hd, 1.0), randn(&mut r, b * s * nkv * hd, 1.0), randn(&mut r, b * s * nkv * hd, 1.0));
+        let (q, k, v) = (
+            randn(&mut r, b * s * nh * hd, 1.0),
+            randn(&mut r, b * s * nkv * hd, 1.0),
+            randn(&mut r, b * s * nkv * hd, 1.0),
+        );
         let up = randn(&mut r, b * s * nh * hd, 1.0);
         let scale = 1.0 / (hd as f64).sqrt();
         let run = |fused: bool| {

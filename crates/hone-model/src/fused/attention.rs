@@ -85,7 +85,17 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: Dims, scale: f32) -> (Vec<f32
         let o = o;
         // SAFETY: views stay inside q/k/v/probs; this task alone writes head h of row b of `out`.
         unsafe {
-            gemm(seq, seq, hd, p.as_mut_ptr(), seq, false, Mat::rows(q, heads * hd), Mat::rows(k, kv_heads * hd).t(), scale);
+            gemm(
+                seq,
+                seq,
+                hd,
+                p.as_mut_ptr(),
+                seq,
+                false,
+                Mat::rows(q, heads * hd),
+                Mat::rows(k, kv_heads * hd).t(),
+                scale,
+            );
             causal_softmax(p, seq);
             let dst = o.0.add(b * seq * heads * hd + h * hd);
             gemm(seq, hd, seq, dst, heads * hd, false, Mat::rows(p.as_ptr(), seq), Mat::rows(v, kv_heads * hd), 1.0);
@@ -214,7 +224,8 @@ impl<C: CheckpointStrategy> AttentionBackend for Autodiff<Flex, C> {
         match AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (out, probs) = flex_forward(&qp, &kp, &vp, scale);
-                let saved = Saved { q: qp, k: kp, v: vp, out: out.clone(), probs: Arc::new(probs), scale: scale as f32 };
+                let saved =
+                    Saved { q: qp, k: kp, v: vp, out: out.clone(), probs: Arc::new(probs), scale: scale as f32 };
                 prep.finish(saved, out)
             }
             OpsKind::UnTracked(prep) => prep.finish(flex_forward(&qp, &kp, &vp, scale).0),

@@ -66,7 +66,10 @@ fn target_indices(targets: FlexTensor, vocab: usize) -> Vec<usize> {
     let data = targets.into_data();
     data.iter::<i64>()
         .map(|t| {
-            assert!((0..vocab as i64).contains(&t), "cross-entropy: target id {t} is outside the vocabulary of {vocab}");
+            assert!(
+                (0..vocab as i64).contains(&t),
+                "cross-entropy: target id {t} is outside the vocabulary of {vocab}"
+            );
             t as usize
         })
         .collect()

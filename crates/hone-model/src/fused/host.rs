@@ -60,7 +60,17 @@ impl Mat {
 /// The views must address valid memory for their shapes, `dst` must not alias `lhs`/`rhs`, and no
 /// other thread may touch `dst`'s elements during the call.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, lhs: Mat, rhs: Mat, scale: f32) {
+pub(crate) unsafe fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    scale: f32,
+) {
     if m == 0 || n == 0 {
         return;
     }

@@ -22,13 +22,27 @@ pub trait LinearBackend: Backend {
 
 /// `dst (m×n) = a (m×k, strides ars/acs) · b (k×n, strides brs/bcs)`, on all rayon threads.
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, a: &[f32], ars: usize, acs: usize, b: &[f32], brs: usize, bcs: usize) -> Vec<f32> {
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ars: usize,
+    acs: usize,
+    b: &[f32],
+    brs: usize,
+    bcs: usize,
+) -> Vec<f32> {
     let mut dst = vec![0f32; m * n];
     if m == 0 || n == 0 || k == 0 {
         return dst;
     }
     let threads = rayon::current_num_threads();
-    let par = if threads > 1 && m * n * k >= 64 * 64 * 64 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par = if threads > 1 && m * n * k >= 64 * 64 * 64 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the strides address a[..m*k] and b[..k*n] as given by the callers below, and dst is m×n.
     unsafe {
         gemm::gemm(

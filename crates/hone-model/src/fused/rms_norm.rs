@@ -33,17 +33,15 @@ pub fn forward(x: &[f32], w: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
     if d == 0 {
         return (y, rstd);
     }
-    y.par_chunks_mut(d * BLOCK).zip(rstd.par_chunks_mut(BLOCK)).zip(x.par_chunks(d * BLOCK)).for_each(
-        |((y, r), x)| {
-            for ((y, r), x) in y.chunks_mut(d).zip(r.iter_mut()).zip(x.chunks(d)) {
-                let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
-                *r = 1.0 / (ms + eps as f32).sqrt();
-                for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
-                    *y = *x * *r * *w;
-                }
+    y.par_chunks_mut(d * BLOCK).zip(rstd.par_chunks_mut(BLOCK)).zip(x.par_chunks(d * BLOCK)).for_each(|((y, r), x)| {
+        for ((y, r), x) in y.chunks_mut(d).zip(r.iter_mut()).zip(x.chunks(d)) {
+            let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
+            *r = 1.0 / (ms + eps as f32).sqrt();
+            for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+                *y = *x * *r * *w;
             }
-        },
-    );
+        }
+    });
     (y, rstd)
 }
 
