@@ -45,7 +45,7 @@ impl Dims {
         assert!(q.len() == 4 && k.len() == 4, "attention: q, k, v are [batch, seq, heads, head_dim]");
         assert_eq!(k, v, "attention: k and v differ in shape");
         assert!(q[0] == k[0] && q[1] == k[1] && q[3] == k[3], "attention: q {q:?} and k {k:?} do not match");
-        assert!(k[2] > 0 && q[2] % k[2] == 0, "attention: {} query heads over {} kv heads", q[2], k[2]);
+        assert!(k[2] > 0 && q[2].is_multiple_of(k[2]), "attention: {} query heads over {} kv heads", q[2], k[2]);
         Dims { batch: q[0], seq: q[1], heads: q[2], kv_heads: k[2], head_dim: q[3] }
     }
 }
@@ -82,7 +82,6 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: Dims, scale: f32) -> (Vec<f32
         let q = q[b * seq * heads * hd + h * hd..].as_ptr();
         let k = k[b * seq * kv_heads * hd + g * hd..].as_ptr();
         let v = v[b * seq * kv_heads * hd + g * hd..].as_ptr();
-        let o = o;
         // SAFETY: views stay inside q/k/v/probs; this task alone writes head h of row b of `out`.
         unsafe {
             gemm(
@@ -97,7 +96,7 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: Dims, scale: f32) -> (Vec<f32
                 scale,
             );
             causal_softmax(p, seq);
-            let dst = o.0.add(b * seq * heads * hd + h * hd);
+            let dst = o.ptr().add(b * seq * heads * hd + h * hd);
             gemm(seq, hd, seq, dst, heads * hd, false, Mat::rows(p.as_ptr(), seq), Mat::rows(v, kv_heads * hd), 1.0);
         }
     });
@@ -129,7 +128,6 @@ pub fn backward(
         || vec![0f32; seq * seq],
         |ds, idx| {
             let (b, g) = (idx / kv_heads, idx % kv_heads);
-            let (dqp, dkp, dvp) = (dqp, dkp, dvp);
             let kv_off = b * seq * kv_heads * hd + g * hd;
             let kr = Mat::rows(k[kv_off..].as_ptr(), kv_heads * hd);
             let vr = Mat::rows(v[kv_off..].as_ptr(), kv_heads * hd);
@@ -143,7 +141,17 @@ pub fn backward(
                 // of dk/dv and query heads g*n_rep.. of row b of dq.
                 unsafe {
                     let acc = r > 0;
-                    gemm(seq, hd, seq, dvp.0.add(kv_off), kv_heads * hd, acc, Mat::rows(p.as_ptr(), seq).t(), gor, 1.0);
+                    gemm(
+                        seq,
+                        hd,
+                        seq,
+                        dvp.ptr().add(kv_off),
+                        kv_heads * hd,
+                        acc,
+                        Mat::rows(p.as_ptr(), seq).t(),
+                        gor,
+                        1.0,
+                    );
                     gemm(seq, seq, hd, ds.as_mut_ptr(), seq, false, gor, vr.t(), 1.0);
                 }
                 for i in 0..seq {
@@ -158,8 +166,8 @@ pub fn backward(
                 // SAFETY: as above.
                 unsafe {
                     let dsm = Mat::rows(ds.as_ptr(), seq);
-                    gemm(seq, hd, seq, dqp.0.add(q_off), heads * hd, false, dsm, kr, scale);
-                    gemm(seq, hd, seq, dkp.0.add(kv_off), kv_heads * hd, r > 0, dsm.t(), qr, scale);
+                    gemm(seq, hd, seq, dqp.ptr().add(q_off), heads * hd, false, dsm, kr, scale);
+                    gemm(seq, hd, seq, dkp.ptr().add(kv_off), kv_heads * hd, r > 0, dsm.t(), qr, scale);
                 }
             }
         },

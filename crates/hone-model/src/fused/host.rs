@@ -34,6 +34,13 @@ pub(crate) struct SharedMut(pub *mut f32);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
+impl SharedMut {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper, not its raw field).
+    pub fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// A strided row-major matrix view: element `(i, j)` is at `ptr + i * rs + j * cs`.
 #[derive(Clone, Copy)]
 pub(crate) struct Mat {
