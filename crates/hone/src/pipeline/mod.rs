@@ -113,8 +113,9 @@ pub fn run(cfg: &mut HoneConfig, opts: &RunOptions) -> anyhow::Result<Option<Pat
         }
         let header = |status: &str| {
             let elapsed = start.elapsed().as_secs_f64();
-            // Scale the remaining estimate by how the finished work compared with its estimate.
-            let speed = if done_est > 0.0 && worked_s > 0.0 { worked_s / done_est } else { 1.0 };
+            // Scale the remaining estimate by how the finished work compared with its estimate, once
+            // enough has run for the comparison to mean something (the first steps take seconds).
+            let speed = if done_est >= 60.0 && worked_s > 0.0 { (worked_s / done_est).clamp(0.25, 4.0) } else { 1.0 };
             let left = (total_est - done_est) * speed;
             eprintln!(
                 "\n━━ [{}/{}] {} {status} ━━ elapsed {} · remaining ≈ {}",
