@@ -27,6 +27,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2r
        padding: 0 1rem; color: #1d1d1f; line-height: 1.45; }
 h1 { font-size: 1.7rem; margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
 .sub { color: #666; margin-top: 0; }
+.scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: .6rem 0; font-size: .9rem; }
 th, td { border: 1px solid #ddd; padding: .3rem .55rem; vertical-align: top; }
 th { background: #f4f5f7; text-align: left; }
@@ -45,7 +46,7 @@ details pre { background: #f7f7f9; padding: .6rem; overflow-x: auto; font-size: 
 "#;
 
 fn table_html(o: &mut String, t: &StageTable, rows: &[&Row]) {
-    o.push_str("<table><tr><th>task</th><th>metric</th>");
+    o.push_str("<div class=scroll><table><tr><th>task</th><th>metric</th>");
     for (i, (_, label)) in t.columns.iter().enumerate() {
         let _ = write!(o, "<th>{}</th>", esc(label));
         if i > 0 {
@@ -91,7 +92,7 @@ fn table_html(o: &mut String, t: &StageTable, rows: &[&Row]) {
         }
         o.push_str("</tr>\n");
     }
-    o.push_str("</table>\n");
+    o.push_str("</table></div>\n");
 }
 
 /// An SVG file's markup without its XML prolog, to place inline.

@@ -94,7 +94,7 @@ pub fn sizes(f: &RunFacts) -> Vec<(String, String)> {
                 n("preference_total"),
                 n("preference_eval"),
                 n("rl_prompts"),
-                w.get("probes").and_then(|x| x.as_array()).map_or(0, |a| a.len()),
+                w.get("probes").map_or(0, |x| x.as_array().map(|a| a.len()).or(x.as_object().map(|o| o.len())).unwrap_or(0)),
             ),
         ));
     }

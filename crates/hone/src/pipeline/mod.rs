@@ -95,8 +95,8 @@ pub fn run(cfg: &mut HoneConfig, opts: &RunOptions) -> anyhow::Result<Option<Pat
     let stop = hone_train::signal::stop_flag();
     let start = Instant::now();
     let total_est: f64 = plan.iter().map(|s| s.estimate_s).sum();
-    let mut done_est = 0.0;
-    let mut worked_s = 0.0;
+    let mut done_est: f64 = 0.0;
+    let mut worked_s: f64 = 0.0;
     let mut forced = false;
     let mut notes = Vec::new();
     eprintln!(
@@ -185,8 +185,9 @@ fn print_headlines(run_dir: &std::path::Path) -> anyhow::Result<()> {
     }
     let regs = table.regressions();
     for (r, c) in &regs {
+        let group = r.group.as_ref().map(|g| format!(" ({g})")).unwrap_or_default();
         println!(
-            "REGRESSION: {} {} got worse from {} to {} beyond the noise",
+            "REGRESSION: {} {}{group} got worse from {} to {} beyond the noise",
             r.task,
             r.metric,
             table.columns[c - 1].1,
