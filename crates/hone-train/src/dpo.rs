@@ -56,6 +56,11 @@ hone_data::config_section! {
         beta: f64 = 0.1,
         /// Label smoothing ε in [0, 0.5): the assumed share of flipped labels (cDPO); sigmoid and simpo.
         label_smoothing: f64 = 0.0,
+        /// Weight α of an added negative log-likelihood of the chosen reply (per token), as TRL's
+        /// `rpo_alpha` (RPO): it keeps the chosen reply likely while the margin grows, which small
+        /// models otherwise trade away (both replies' likelihood falls and generation degrades).
+        /// 0 = plain DPO.
+        rpo_alpha: f64 = 0.0,
         /// SimPO's target reward margin γ.
         simpo_gamma: f64 = 0.5,
         /// Optimizer steps.
@@ -125,6 +130,7 @@ impl DpoConfig {
         anyhow::ensure!(self.batch_size > 0, "dpo.batch_size must be positive");
         anyhow::ensure!(self.max_len >= 2, "dpo.max_len must be at least 2");
         anyhow::ensure!((0.0..1.0).contains(&self.val_fraction), "dpo.val_fraction must be in [0, 1)");
+        anyhow::ensure!(self.rpo_alpha >= 0.0 && self.rpo_alpha.is_finite(), "dpo.rpo_alpha must be 0 or positive");
         Ok(())
     }
 }
@@ -272,6 +278,8 @@ pub struct DpoTask {
     pub seed: u64,
     pub batch_size: usize,
     pub grad_accum: usize,
+    /// Weight of the chosen reply's per-token negative log-likelihood added to the loss (RPO).
+    pub rpo_alpha: f64,
     /// Sums of (reward chosen, reward rejected, margin, accuracy) and the pair count since the last
     /// `train_metrics`.
     acc: [f64; 5],
@@ -288,7 +296,7 @@ impl DpoTask {
         grad_accum: usize,
     ) -> DpoTask {
         let len = data.longest();
-        DpoTask { data, reference, loss, pad, len, seed, batch_size, grad_accum, acc: [0.0; 5] }
+        DpoTask { data, reference, loss, pad, len, seed, batch_size, grad_accum, rpo_alpha: 0.0, acc: [0.0; 5] }
     }
 
     /// Loss (mean over pairs), and per-pair rewards of chosen and rejected, for `pairs` with
@@ -304,9 +312,24 @@ impl DpoTask {
             refs.iter().map(|r| if avg { r[i] / r[j].max(1.0) } else { r[i] }).collect()
         };
         let (rc, rr) = (vector(&side(0, 2), d), vector(&side(1, 3), d));
+        let nll = if self.rpo_alpha > 0.0 {
+            // Per-token log-likelihood of each chosen reply `[b]`.
+            let per_token = if avg {
+                pc.clone()
+            } else {
+                pc.clone() / vector(&rows.counts()[..b].iter().map(|c| c.max(1.0)).collect::<Vec<_>>(), d)
+            };
+            Some(per_token.mean().neg().mul_scalar(self.rpo_alpha))
+        } else {
+            None
+        };
         let (losses, wc, wr) = self.loss.losses(pc, pr, rc, rr);
         let host = |t: Tensor<1>| -> Vec<f32> { t.without_autodiff().to_data().try_into_vec().expect("f32") };
-        (losses.mean(), host(wc), host(wr))
+        let loss = match nll {
+            Some(n) => losses.mean() + n,
+            None => losses.mean(),
+        };
+        (loss, host(wc), host(wr))
     }
 }
 
@@ -519,6 +542,7 @@ pub fn run_dpo(
     settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(&opened.model.config.to_hf_json())?));
     let mut task =
         DpoTask::new(data, reference, loss, opened.tokenizer.pad_id, cfg.seed, cfg.batch_size, cfg.grad_accum);
+    task.rpo_alpha = cfg.rpo_alpha;
     let (summary, resumed_from, stage_dir) =
         stage::train_stage(opened.model, &stage_optim, settings, run_dir, &mut task, opts)?;
     Ok(StageReport { summary, stage_dir, init: opened.dir, resumed_from, notes })

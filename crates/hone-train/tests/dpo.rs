@@ -197,3 +197,32 @@ fn dpo_resume_is_bit_exact() {
     let f = |dir: &Path| std::fs::read(dir.join(format!("dpo/step-{:08}/model.safetensors", 2 * N))).unwrap();
     assert!(f(a.path()) == f(b.path()), "final weights differ");
 }
+
+#[test]
+fn rpo_adds_the_chosen_replies_per_token_nll() {
+    let (tok, d) = setup();
+    let device = Device::flex().autodiff();
+    let policy = model(&tok, 7, &device);
+    let len = d.longest();
+    let key = reference_key(&policy, &d, len).unwrap();
+    let refs = ReferenceLogps::compute(&policy, &d, tok.pad_id, len, 4, key);
+    // One batch of every training pair, so the batch's mean is over all of them.
+    let n = d.train.len();
+    let mut t = DpoTask::new(
+        d.clone(),
+        refs.clone(),
+        DpoLoss::Sigmoid { beta: 0.1, label_smoothing: 0.0 },
+        tok.pad_id,
+        2,
+        n,
+        1,
+    );
+    t.rpo_alpha = 0.5;
+    let v: f32 = t.loss(&policy, 0, 0).unwrap().0.without_autodiff().into_scalar();
+    // At step 0 the policy is the reference: the DPO part is ln 2 and the chosen replies' per-token
+    // log-likelihoods are the reference's cached sums over token counts.
+    let nll: f64 = refs.train.iter().map(|r| -(r[0] as f64) / (r[2] as f64)).sum::<f64>() / n as f64;
+    let want = std::f64::consts::LN_2 + 0.5 * nll;
+    assert!(nll > 0.1, "a random model's replies are unlikely: {nll}");
+    assert!((v as f64 - want).abs() < 1e-4 * want, "loss {v}, hand {want}");
+}
