@@ -466,18 +466,8 @@ pub fn run_dpo(
     cfg.validate()?;
     optim.validate()?;
     let loss = cfg.variant()?;
-    let init = match init_override {
-        Some(p) => p.to_path_buf(),
-        None => stage::resolve_init(run_dir, &cfg.init, "dpo", &["sft"])?,
-    };
-    let device = hone_model::device::select_autodiff(&cfg.device)?;
-    let opened = stage::open(&init, &device)?;
-    anyhow::ensure!(
-        cfg.max_len <= opened.model.config.max_position_embeddings,
-        "dpo.max_len ({}) exceeds the model's max_position_embeddings ({})",
-        cfg.max_len,
-        opened.model.config.max_position_embeddings
-    );
+    let (opened, device) =
+        stage::open_start(run_dir, init_override, &cfg.init, "dpo", &["sft"], &cfg.device, Some(cfg.max_len))?;
     let (data, notes) = load_pairs(
         "dpo",
         run_dir,

@@ -187,18 +187,8 @@ pub fn run_reward(
 ) -> anyhow::Result<StageReport> {
     cfg.validate()?;
     optim.validate()?;
-    let init = match init_override {
-        Some(p) => p.to_path_buf(),
-        None => stage::resolve_init(run_dir, &cfg.init, "reward", &["sft"])?,
-    };
-    let device = hone_model::device::select_autodiff(&cfg.device)?;
-    let opened = stage::open(&init, &device)?;
-    anyhow::ensure!(
-        cfg.max_len <= opened.model.config.max_position_embeddings,
-        "reward.max_len ({}) exceeds the model's max_position_embeddings ({})",
-        cfg.max_len,
-        opened.model.config.max_position_embeddings
-    );
+    let (opened, _) =
+        stage::open_start(run_dir, init_override, &cfg.init, "reward", &["sft"], &cfg.device, Some(cfg.max_len))?;
     let (data, notes) = load_pairs(
         "reward",
         run_dir,

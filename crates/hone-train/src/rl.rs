@@ -395,12 +395,8 @@ pub fn run_rl(
 ) -> anyhow::Result<StageReport> {
     cfg.validate()?;
     optim.validate()?;
-    let init = match init_override {
-        Some(p) => p.to_path_buf(),
-        None => stage::resolve_init(run_dir, &cfg.init, "rl", &["dpo", "sft"])?,
-    };
-    let device = hone_model::device::select_autodiff(&cfg.device)?;
-    let opened = stage::open(&init, &device)?;
+    let (opened, device) =
+        stage::open_start(run_dir, init_override, &cfg.init, "rl", &["dpo", "sft"], &cfg.device, None)?;
     let inputs =
         if cfg.data.is_empty() { vec![run_dir.join("world/rl.jsonl").display().to_string()] } else { cfg.data.clone() };
     let paths = hone_data::read::expand_inputs(&inputs)?;

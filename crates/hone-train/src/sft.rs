@@ -321,18 +321,8 @@ pub fn run_sft(
 ) -> anyhow::Result<StageReport> {
     cfg.validate()?;
     optim.validate()?;
-    let init = match init_override {
-        Some(p) => p.to_path_buf(),
-        None => stage::resolve_init(run_dir, &cfg.init, "sft", &["pretrain"])?,
-    };
-    let device = hone_model::device::select_autodiff(&cfg.device)?;
-    let Opened { model, tokenizer, template, dir } = stage::open(&init, &device)?;
-    anyhow::ensure!(
-        cfg.max_len <= model.config.max_position_embeddings,
-        "sft.max_len ({}) exceeds the model's max_position_embeddings ({})",
-        cfg.max_len,
-        model.config.max_position_embeddings
-    );
+    let (Opened { model, tokenizer, template, dir }, _) =
+        stage::open_start(run_dir, init_override, &cfg.init, "sft", &["pretrain"], &cfg.device, Some(cfg.max_len))?;
     let inputs = if cfg.data.is_empty() {
         vec![run_dir.join("world/sft.jsonl").display().to_string()]
     } else {

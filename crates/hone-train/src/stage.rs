@@ -39,6 +39,34 @@ pub fn open(path: &Path, device: &Device) -> anyhow::Result<Opened> {
     hone_model::load::load(path, device)
 }
 
+/// Where a stage starts: the stage's starting checkpoint (`init_override`, else `explicit`, else the
+/// final of the first of `previous`) opened on the autodiff device named `device`, with `max_len`
+/// (when given) checked against the model's context. Returns the model and the device.
+pub fn open_start(
+    run_dir: &Path,
+    init_override: Option<&Path>,
+    explicit: &str,
+    stage: &str,
+    previous: &[&str],
+    device: &str,
+    max_len: Option<usize>,
+) -> anyhow::Result<(Opened, Device)> {
+    let init = match init_override {
+        Some(p) => p.to_path_buf(),
+        None => resolve_init(run_dir, explicit, stage, previous)?,
+    };
+    let device = hone_model::device::select_autodiff(device)?;
+    let opened = open(&init, &device)?;
+    if let Some(max_len) = max_len {
+        let ctx = opened.model.config.max_position_embeddings;
+        anyhow::ensure!(
+            max_len <= ctx,
+            "{stage}.max_len ({max_len}) exceeds the model's max_position_embeddings ({ctx})"
+        );
+    }
+    Ok((opened, device))
+}
+
 /// The loop settings every post-training section carries.
 #[derive(Debug, Clone)]
 pub struct StageLoop {
