@@ -1,5 +1,5 @@
 //! Reading a task's records: JSONL (optionally gzipped) and JSON arrays through hone-data's readers,
-//! and `.jsonl` members of `.tar` / `.tar.xz` archives (BLiMP ships so). Every record keeps where it
+//! a `.txt` file as one record `{"text": …}` (held-out text for bits per byte), and `.jsonl` members of `.tar` / `.tar.xz` archives (BLiMP ships so). Every record keeps where it
 //! came from, so a bad one is named by file and line.
 
 use anyhow::{Context, Result, bail};
@@ -42,6 +42,12 @@ pub fn read_records(path: &Path, members: Option<&str>) -> Result<Vec<Record>> {
     }
     if is_archive(path) {
         return read_archive(path, members.unwrap_or(""));
+    }
+    if matches!(hone_data::read::Format::resolve("auto", path), Ok(hone_data::read::Format::Txt)) {
+        // A plain-text file is one record, `{"text": <the file>}`: held-out text for bits per byte.
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, &e))?;
+        let value = serde_json::json!({ "text": text });
+        return Ok(vec![Record { file: path.to_path_buf(), loc: Location::File, fallback_id: "0".into(), value }]);
     }
     let it = hone_data::read::records(path, "auto", Default::default())?;
     let mut out = Vec::new();
@@ -147,5 +153,18 @@ mod tests {
         assert_eq!(spread(10, 0).len(), 10);
         assert_eq!(spread(10, 4), vec![0, 2, 5, 7]);
         assert_eq!(spread(3, 5), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_text_file_is_one_record_with_its_whole_text() {
+        let dir = std::env::temp_dir().join(format!("hone-eval-txt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("val.txt");
+        std::fs::write(&p, "First line.\n\nSecond, after a blank line.\n").unwrap();
+        let recs = read_records(&p, None).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].value["text"], json!("First line.\n\nSecond, after a blank line.\n"));
+        assert!(read_records(&dir.join("missing.txt"), None).is_err());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

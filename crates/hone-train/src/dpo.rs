@@ -69,7 +69,7 @@ hone_data::config_section! {
         batch_size: usize = 8,
         /// Micro-batches per optimizer step.
         grad_accum: usize = 1,
-        /// Peak learning rate (replaces `optim.lr` for this stage).
+        /// Peak learning rate (replaces `optim.lr` for this stage and scales `optim.muon_lr` by the same factor).
         lr: f64 = 1e-4,
         /// Warmup steps (replaces `optim.warmup_steps` for this stage).
         warmup_steps: u64 = 10,

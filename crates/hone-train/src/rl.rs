@@ -68,7 +68,7 @@ hone_data::config_section! {
         eval_prompts: usize = 64,
         /// Optimizer steps.
         steps: u64 = 100,
-        /// Peak learning rate (replaces `optim.lr` for this stage).
+        /// Peak learning rate (replaces `optim.lr` for this stage and scales `optim.muon_lr` by the same factor).
         lr: f64 = 2e-5,
         /// Warmup steps (replaces `optim.warmup_steps` for this stage).
         warmup_steps: u64 = 5,

@@ -110,9 +110,17 @@ impl StageLoop {
         }
     }
 
-    /// `optim` with this stage's learning rate and warmup.
+    /// `optim` with this stage's learning rate and warmup. The stage's `lr` replaces `optim.lr` and
+    /// scales `optim.muon_lr` by the same factor: Muon's orthogonalised update has a fixed size
+    /// whatever the gradient's, so an unscaled pretraining `muon_lr` would move the hidden matrices
+    /// of a fine-tuning stage as far per step as pretraining did and wipe out what the model learnt.
     pub fn optim(&self, optim: &OptimConfig) -> OptimConfig {
-        OptimConfig { lr: self.lr, warmup_steps: self.warmup_steps, ..optim.clone() }
+        OptimConfig {
+            lr: self.lr,
+            muon_lr: optim.muon_lr * self.lr / optim.lr,
+            warmup_steps: self.warmup_steps,
+            ..optim.clone()
+        }
     }
 }
 
@@ -176,4 +184,30 @@ pub fn train_stage<M: Trainable>(
 /// The value of metric `name`, NaN when absent.
 pub fn metric(m: &[(String, f64)], name: &str) -> f64 {
     m.iter().find(|(k, _)| k == name).map(|(_, v)| *v).unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_lr_scales_muon_by_the_same_factor() {
+        let lp = StageLoop {
+            steps: 1,
+            grad_accum: 1,
+            eval_every: 0,
+            checkpoint_every: 0,
+            keep_last: 1,
+            log_every: 1,
+            seed: 0,
+            lr: 3e-4,
+            warmup_steps: 7,
+        };
+        let base = OptimConfig { optimizer: "muon".into(), lr: 3e-3, muon_lr: 0.02, ..Default::default() };
+        let o = lp.optim(&base);
+        assert_eq!(o.lr, 3e-4);
+        assert_eq!(o.warmup_steps, 7);
+        assert!((o.muon_lr - 0.002).abs() < 1e-12, "muon_lr {}", o.muon_lr);
+        assert_eq!(o.optimizer, "muon");
+    }
 }
