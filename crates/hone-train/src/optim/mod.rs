@@ -4,6 +4,7 @@
 
 pub mod adamw;
 pub mod fused;
+pub mod fused_muon;
 pub mod muon;
 
 use crate::config::OptimConfig;
@@ -98,14 +99,14 @@ impl Optimizer {
                 }
                 State::Muon { momentum } => {
                     let [r, cols] = [spec.shape[0], spec.shape[1]];
-                    let (np, nb) = muon::step(
-                        flat.reshape([r, cols]),
-                        g.reshape([r, cols]),
-                        momentum.clone(),
-                        c.muon_lr * lr_mult,
-                        c.muon_momentum,
-                        c.muon_ns_steps,
-                    );
+                    let (lr, mu, ns) = (c.muon_lr * lr_mult, c.muon_momentum, c.muon_ns_steps);
+                    let (p2, g2) = (flat.reshape([r, cols]), g.reshape([r, cols]));
+                    // Parallel host passes and multithreaded gemm on Flex; tensor ops on other backends.
+                    let (np, nb) = if hone_model::fused::active(&p2.device()) {
+                        fused_muon::muon(p2, g2, momentum.clone(), lr, mu, ns)
+                    } else {
+                        muon::step(p2, g2, momentum.clone(), lr, mu, ns)
+                    };
                     *momentum = nb;
                     Param::Matrix(np)
                 }

@@ -5,7 +5,7 @@
 use burn::tensor::Tensor;
 
 /// Quintic Newton–Schulz coefficients from modded-nanogpt (maximise the slope at zero).
-const NS: (f64, f64, f64) = (3.4445, -4.7750, 2.0315);
+pub(crate) const NS: (f64, f64, f64) = (3.4445, -4.7750, 2.0315);
 
 /// Approximately orthogonalises `g` (`[rows, cols]`): `U Vᵀ` of its SVD, with singular values pushed
 /// into roughly [0.7, 1.2].
