@@ -83,7 +83,7 @@ pub fn sizes(f: &RunFacts) -> Vec<(String, String)> {
         v.push((
             "world".into(),
             format!(
-                "seed {}, size {}, knowledge cutoff {}: {} entities, {} corpus documents ({:.2} MB), {} SFT conversations,                  {} preference pairs (+{} held out), {} RL prompts, {} probe tasks",
+                "seed {}, size {}, knowledge cutoff {}: {} entities, {} corpus documents ({:.2} MB), {} SFT conversations, {} preference pairs (+{} held out), {} RL prompts, {} probe tasks",
                 n("seed"),
                 w.get("size").and_then(|x| x.as_str()).unwrap_or("?"),
                 n("cutoff_year"),
