@@ -16,7 +16,7 @@ use crate::config::OptimConfig;
 use crate::data::shuffled_index;
 use crate::reward_model::RewardModel;
 use crate::sft::{Example, SftBatch, weights_tensor};
-use crate::stage::{self, StageLoop, StageOptions, StageReport};
+use crate::stage::{self, StageLoop, StageOptions, StageReport, stage_loop_of};
 use crate::trainer::Task;
 use burn::tensor::Tensor;
 use hone_data::chat::{ChatTemplate, Message};
@@ -89,17 +89,7 @@ hone_data::config_section! {
 
 impl RlConfig {
     pub fn stage_loop(&self) -> StageLoop {
-        StageLoop {
-            steps: self.steps,
-            grad_accum: 1,
-            eval_every: self.eval_every,
-            checkpoint_every: self.checkpoint_every,
-            keep_last: self.keep_last,
-            log_every: self.log_every,
-            seed: self.seed,
-            lr: self.lr,
-            warmup_steps: self.warmup_steps,
-        }
+        stage_loop_of!(self, 1)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {

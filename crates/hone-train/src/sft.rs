@@ -9,7 +9,7 @@
 
 use crate::config::OptimConfig;
 use crate::data::shuffled_index;
-use crate::stage::{self, Opened, StageLoop, StageOptions, StageReport};
+use crate::stage::{self, Opened, StageLoop, StageOptions, StageReport, stage_loop_of};
 use crate::trainer::Task;
 use burn::tensor::{Device, Tensor, TensorData};
 use hone_data::chat::ChatTemplate;
@@ -70,17 +70,7 @@ hone_data::config_section! {
 
 impl SftConfig {
     pub fn stage_loop(&self) -> StageLoop {
-        StageLoop {
-            steps: self.steps,
-            grad_accum: self.grad_accum,
-            eval_every: self.eval_every,
-            checkpoint_every: self.checkpoint_every,
-            keep_last: self.keep_last,
-            log_every: self.log_every,
-            seed: self.seed,
-            lr: self.lr,
-            warmup_steps: self.warmup_steps,
-        }
+        stage_loop_of!(self)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {

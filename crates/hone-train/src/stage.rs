@@ -67,6 +67,28 @@ pub fn open_start(
     Ok((opened, device))
 }
 
+/// The [`StageLoop`] of a post-training config section (`sft`, `dpo`, `reward`, `rl`): each declares
+/// the loop fields under the same names; `grad_accum` may be given where a section has none.
+macro_rules! stage_loop_of {
+    ($c:expr) => {
+        $crate::stage::stage_loop_of!($c, $c.grad_accum)
+    };
+    ($c:expr, $grad_accum:expr) => {
+        $crate::stage::StageLoop {
+            steps: $c.steps,
+            grad_accum: $grad_accum,
+            eval_every: $c.eval_every,
+            checkpoint_every: $c.checkpoint_every,
+            keep_last: $c.keep_last,
+            log_every: $c.log_every,
+            seed: $c.seed,
+            lr: $c.lr,
+            warmup_steps: $c.warmup_steps,
+        }
+    };
+}
+pub(crate) use stage_loop_of;
+
 /// The loop settings every post-training section carries.
 #[derive(Debug, Clone)]
 pub struct StageLoop {

@@ -1,6 +1,6 @@
 //! Host-side plumbing shared by the fused CPU ops: reading a Flex tensor as an `f32` slice, wrapping
 //! a freshly computed `Vec<f32>` as a Flex tensor without copying, a single-threaded `gemm` call on
-//! strided matrices, and a raw pointer that rayon tasks may share when they write disjoint elements.
+//! strided matrices, a safe multithreaded one on slices (the linear layer's and Muon's products), and a raw pointer that rayon tasks may share when they write disjoint elements.
 
 use burn::backend::TensorMetadata;
 use burn::backend::flex::FlexTensor;
@@ -112,6 +112,76 @@ pub(crate) unsafe fn gemm(
             false,
             false,
             gemm::Parallelism::None,
+        )
+    }
+}
+
+/// A strided matrix view of a slice: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major matrix with `cols` columns.
+    pub fn rows(data: &'a [f32], cols: usize) -> View<'a> {
+        View { data, rs: cols, cs: 1 }
+    }
+
+    /// The transpose (no data moves).
+    pub fn t(self) -> View<'a> {
+        View { data: self.data, rs: self.cs, cs: self.rs }
+    }
+
+    /// Whether a `rows × cols` matrix read through this view stays inside the slice.
+    pub fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst (m×n, row-major) = alpha·dst + beta·lhs (m×k)·rhs (k×n)`; `alpha = 0` ignores what `dst`
+/// held. Multithreaded over rows and columns when the product is large enough to pay for it (never
+/// over the reduction, so the result does not depend on the thread count).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_slices(dst: &mut [f32], m: usize, n: usize, k: usize, alpha: f32, lhs: View, rhs: View, beta: f32) {
+    assert_eq!(dst.len(), m * n, "gemm_slices: dst is not {m}×{n}");
+    assert!(lhs.fits(m, k) && rhs.fits(k, n), "gemm_slices: operand views exceed their slices");
+    if m == 0 || n == 0 || k == 0 {
+        // Unreachable for non-empty matrices (k is one of their sides); keeps gemm's contract simple.
+        dst.iter_mut().for_each(|d| *d *= alpha);
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 && m * n * k >= 64 * 64 * 64 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every read inside `lhs`/`rhs` and every write inside `dst`;
+    // `dst` is a unique borrow, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            alpha != 0.0,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            alpha,
+            beta,
+            false,
+            false,
+            false,
+            par,
         )
     }
 }

@@ -5,7 +5,7 @@
 //! bytes, then zeroes, re-aligns and copies them on one thread.) `gemm` splits rows and columns
 //! across threads, never the reduction, so results do not depend on the thread count.
 
-use super::host::{contiguous, dims, tensor, values};
+use super::host::{View, contiguous, dims, gemm_slices, tensor, values};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -34,39 +34,7 @@ fn matmul(
     bcs: usize,
 ) -> Vec<f32> {
     let mut dst = vec![0f32; m * n];
-    if m == 0 || n == 0 || k == 0 {
-        return dst;
-    }
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 && m * n * k >= 64 * 64 * 64 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the strides address a[..m*k] and b[..k*n] as given by the callers below, and dst is m×n.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            acs as isize,
-            ars as isize,
-            b.as_ptr(),
-            bcs as isize,
-            brs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    };
+    gemm_slices(&mut dst, m, n, k, 0.0, View { data: a, rs: ars, cs: acs }, View { data: b, rs: brs, cs: bcs }, 1.0);
     dst
 }
 

@@ -22,6 +22,9 @@ pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
 
+/// Products on host slices, for the optimizer updates that run outside autodiff (Muon).
+pub use host::{View, gemm_slices};
+
 use burn::backend::DispatchDevice;
 use burn::tensor::{Device, Int, Tensor};
 use std::sync::atomic::{AtomicU8, Ordering};

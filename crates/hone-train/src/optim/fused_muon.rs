@@ -10,79 +10,11 @@
 
 use super::muon::NS;
 use burn::tensor::{Tensor, TensorData};
+use hone_model::fused::{View, gemm_slices as gemm};
 use rayon::prelude::*;
 
 /// Elements per parallel task (and per partial sum of the norm).
 const BLOCK: usize = 8 * 1024;
-
-/// A strided matrix view of a slice: element `(i, j)` is `data[i * rs + j * cs]`.
-#[derive(Clone, Copy)]
-struct View<'a> {
-    data: &'a [f32],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a> View<'a> {
-    /// A row-major matrix with `cols` columns.
-    fn rows(data: &'a [f32], cols: usize) -> View<'a> {
-        View { data, rs: cols, cs: 1 }
-    }
-
-    /// The transpose (no data moves).
-    fn t(self) -> View<'a> {
-        View { data: self.data, rs: self.cs, cs: self.rs }
-    }
-
-    /// Whether a `rows × cols` matrix read through this view stays inside the slice.
-    fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
-    }
-}
-
-/// `dst (m×n, row-major) = alpha·dst + beta·lhs (m×k)·rhs (k×n)`; `alpha = 0` ignores what `dst`
-/// held. Multithreaded over rows and columns under the same rule as the fused linear layer.
-#[allow(clippy::too_many_arguments)]
-fn gemm(dst: &mut [f32], m: usize, n: usize, k: usize, alpha: f32, lhs: View, rhs: View, beta: f32) {
-    assert_eq!(dst.len(), m * n, "gemm: dst is not {m}×{n}");
-    assert!(lhs.fits(m, k) && rhs.fits(k, n), "gemm: operand views exceed their slices");
-    if m == 0 || n == 0 || k == 0 {
-        // Unreachable for non-empty matrices (k is one of their sides); keeps gemm's contract simple.
-        dst.iter_mut().for_each(|d| *d *= alpha);
-        return;
-    }
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 && m * n * k >= 64 * 64 * 64 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserts above keep every read inside `lhs`/`rhs` and every write inside `dst`;
-    // `dst` is a unique borrow, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            alpha != 0.0,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            alpha,
-            beta,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
-}
 
 /// Quintic Newton–Schulz on `x` (`[rows, cols]`, row-major, already divided by its norm), in place,
 /// as [`super::muon::orthogonalize`] computes it. The Gram matrix is taken on the short side, so a
