@@ -47,6 +47,8 @@ fn matmul_gflops(device: &Device, n: usize, reps: usize) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    #[cfg(not(feature = "system-alloc"))]
+    hone_train::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let preset: String = arg(&args, "--preset", "tiny".to_string());
     let vocab: usize = arg(&args, "--vocab", 4096);

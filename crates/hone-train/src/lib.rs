@@ -2,6 +2,7 @@
 //! trainer loop every stage uses (accumulation, global-norm clipping, non-finite guard,
 //! checkpoint/resume, metrics, progress, loss curve), and the stages built on it.
 
+pub mod alloc;
 pub mod config;
 pub mod data;
 pub mod dpo;

@@ -8,7 +8,8 @@ mod pipeline;
 use clap::{Parser, Subcommand};
 
 /// A caching allocator: a training step allocates and frees the same large activation buffers every
-/// step, which glibc returns to the OS and page-faults back in.
+/// step, which glibc returns to the OS and page-faults back in (and mimalloc too, unless told to keep
+/// them: see `hone_train::alloc`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -55,6 +56,7 @@ enum Cmd {
 }
 
 fn main() -> std::process::ExitCode {
+    hone_train::alloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HONE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
