@@ -21,7 +21,7 @@ mod tests {
     use super::*;
 
     /// The index names `purge_delay`: it holds that option's default in the mimalloc v3 sources the
-/// crate builds (1000 ms; no other option defaults to 1000), and setting it sticks.
+    /// crate builds (1000 ms; no other option defaults to 1000), and setting it sticks.
     #[test]
     fn the_option_index_is_purge_delay() {
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {

@@ -147,10 +147,40 @@ impl<'a> View<'a> {
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_slices(dst: &mut [f32], m: usize, n: usize, k: usize, alpha: f32, lhs: View, rhs: View, beta: f32) {
     assert_eq!(dst.len(), m * n, "gemm_slices: dst is not {m}×{n}");
+    // SAFETY: `dst` is an m×n buffer, uniquely borrowed, so it aliases neither operand.
+    unsafe { gemm_raw(dst.as_mut_ptr(), m, n, k, alpha, lhs, rhs, beta) }
+}
+
+/// `lhs (m×k) · rhs (k×n)` into a new row-major buffer. The product writes every element without
+/// reading it, so the buffer is not zeroed first (a memset of every linear layer's output).
+pub fn gemm_new(m: usize, n: usize, k: usize, lhs: View, rhs: View) -> Vec<f32> {
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0f32; m * n];
+    }
+    let mut dst: Vec<f32> = Vec::with_capacity(m * n);
+    // SAFETY: with alpha = 0 `gemm` does not read `dst` and writes all m·n elements (its blocks
+    // cover the output; later blocks of the reduction read only what earlier ones wrote), so the
+    // length is set once every element holds a value.
+    unsafe {
+        gemm_raw(dst.as_mut_ptr(), m, n, k, 0.0, lhs, rhs, 1.0);
+        dst.set_len(m * n);
+    }
+    dst
+}
+
+/// [`gemm_slices`] on a raw m×n row-major `dst`.
+///
+/// # Safety
+/// `dst` must be valid for m·n writes (and reads when `alpha != 0`) and alias neither operand.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(dst: *mut f32, m: usize, n: usize, k: usize, alpha: f32, lhs: View, rhs: View, beta: f32) {
     assert!(lhs.fits(m, k) && rhs.fits(k, n), "gemm_slices: operand views exceed their slices");
     if m == 0 || n == 0 || k == 0 {
         // Unreachable for non-empty matrices (k is one of their sides); keeps gemm's contract simple.
-        dst.iter_mut().for_each(|d| *d *= alpha);
+        for i in 0..m * n {
+            // SAFETY: i < m·n, inside `dst` (the caller's contract); alpha != 0 means it was initialised.
+            unsafe { *dst.add(i) = if alpha == 0.0 { 0.0 } else { *dst.add(i) * alpha } };
+        }
         return;
     }
     let threads = rayon::current_num_threads();
@@ -159,14 +189,13 @@ pub fn gemm_slices(dst: &mut [f32], m: usize, n: usize, k: usize, alpha: f32, lh
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above keep every read inside `lhs`/`rhs` and every write inside `dst`;
-    // `dst` is a unique borrow, so it aliases neither operand.
+    // SAFETY: the assert above keeps every read inside `lhs`/`rhs`; `dst` is the caller's contract.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             alpha != 0.0,

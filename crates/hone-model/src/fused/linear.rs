@@ -5,7 +5,7 @@
 //! bytes, then zeroes, re-aligns and copies them on one thread.) `gemm` splits rows and columns
 //! across threads, never the reduction, so results do not depend on the thread count.
 
-use super::host::{View, contiguous, dims, gemm_slices, tensor, values};
+use super::host::{View, contiguous, dims, gemm_new, tensor, values};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -33,9 +33,7 @@ fn matmul(
     brs: usize,
     bcs: usize,
 ) -> Vec<f32> {
-    let mut dst = vec![0f32; m * n];
-    gemm_slices(&mut dst, m, n, k, 0.0, View { data: a, rs: ars, cs: acs }, View { data: b, rs: brs, cs: bcs }, 1.0);
-    dst
+    gemm_new(m, n, k, View { data: a, rs: ars, cs: acs }, View { data: b, rs: brs, cs: bcs })
 }
 
 /// Forward on slices: `x [rows, in]`, `w [out, in]` → `[rows, out]`.
