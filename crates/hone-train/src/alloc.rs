@@ -2,8 +2,9 @@
 //! benchmark's global allocator), freed pages are by default returned to the OS ("purged") after
 //! a second; a training step frees its activation buffers and allocates the same sizes again within
 //! milliseconds, so each step page-faulted and zeroed them anew (5% of a step's samples in
-//! `clear_page_erms`; about 10% more tokens/s with purging off). Peak memory is unchanged: the
-//! pages kept are the ones the next step uses.
+//! `clear_page_erms`; about 10% more tokens/s with purging off). The training step's peak is
+//! unchanged (the pages kept are the ones the next step uses); a whole `hone run` peaks about 6%
+//! higher, since memory freed between stages stays mapped.
 
 /// mimalloc's option `purge_delay` by index: its position in `mi_option_e` in both the v2 and v3
 /// headers of libmimalloc-sys 0.1.49 (pinned in the workspace; the test below checks the default).
