@@ -7,6 +7,7 @@
 //! `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P∘(dP − rowsum(dO∘O))`, `dQ = dS K·scale`, `dK = dSᵀ Q·scale`.
 //! Query head `h` reads kv head `h / (heads / kv_heads)`, as Hugging Face's `repeat_kv`.
 
+use super::exp;
 use super::host::{Mat, SharedMut, contiguous, dims, gemm, tensor, values};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
@@ -54,12 +55,8 @@ impl Dims {
 fn causal_softmax(p: &mut [f32], seq: usize) {
     for (i, row) in p.chunks_mut(seq).enumerate() {
         let (live, dead) = row.split_at_mut(i + 1);
-        let m = live.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for x in live.iter_mut() {
-            *x = (*x - m).exp();
-            sum += *x;
-        }
+        let m = exp::max(live);
+        let sum = exp::exp_shifted_sum(live, m);
         let inv = 1.0 / sum;
         live.iter_mut().for_each(|x| *x *= inv);
         dead.fill(0.0);

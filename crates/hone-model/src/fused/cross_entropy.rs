@@ -4,6 +4,7 @@
 //! the `[rows, vocab]` softmax); backward recomputes the softmax row by row straight into the
 //! gradient. Rows run in parallel blocks.
 
+use super::exp;
 use super::host::{contiguous, dims, tensor, values};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
@@ -35,8 +36,8 @@ pub fn forward(logits: &[f32], targets: &[usize], vocab: usize) -> (Vec<f32>, Ve
         .zip(logits.par_chunks(vocab * BLOCK).zip(targets.par_chunks(BLOCK)))
         .for_each(|((out, lse), (x, t))| {
             for (((o, l), x), &t) in out.iter_mut().zip(lse.iter_mut()).zip(x.chunks(vocab)).zip(t) {
-                let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let s: f32 = x.iter().map(|v| (v - m).exp()).sum();
+                let m = exp::max(x);
+                let s = exp::sum_exp_shifted(x, m);
                 *l = m + s.ln();
                 *o = x[t] - *l;
             }
@@ -52,9 +53,7 @@ pub fn backward(logits: &[f32], targets: &[usize], lse: &[f32], g: &[f32], vocab
         .zip(targets.par_chunks(BLOCK).zip(lse.par_chunks(BLOCK)).zip(g.par_chunks(BLOCK)))
         .for_each(|((dx, x), ((t, lse), g))| {
             for ((((dx, x), &t), &l), &g) in dx.chunks_mut(vocab).zip(x.chunks(vocab)).zip(t).zip(lse).zip(g) {
-                for (d, &v) in dx.iter_mut().zip(x) {
-                    *d = -g * (v - l).exp();
-                }
+                exp::scaled_exp_shifted(dx, x, l, -g);
                 dx[t] += g;
             }
         });

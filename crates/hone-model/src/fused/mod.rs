@@ -15,6 +15,7 @@
 
 pub mod attention;
 pub mod cross_entropy;
+pub mod exp;
 mod host;
 pub mod linear;
 pub mod plain;

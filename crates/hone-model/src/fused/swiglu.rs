@@ -2,6 +2,7 @@
 //! `d_up = g · gate·σ` and `d_gate = g · up · σ·(1 + gate·(1 − σ))`. One pass over the elements in
 //! parallel blocks instead of burn's four elementwise ops and their backward.
 
+use super::exp;
 use super::host::{contiguous, dims, tensor, values};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
@@ -21,18 +22,12 @@ pub trait SwigluBackend: Backend {
     fn fused_swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// Forward on slices.
 pub fn forward(gate: &[f32], up: &[f32]) -> Vec<f32> {
     assert_eq!(gate.len(), up.len(), "swiglu: gate and up differ in size");
     let mut y = vec![0f32; gate.len()];
     y.par_chunks_mut(BLOCK).zip(gate.par_chunks(BLOCK)).zip(up.par_chunks(BLOCK)).for_each(|((y, a), b)| {
-        for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
-            *y = a * sigmoid(a) * b;
-        }
+        exp::swiglu_forward(y, a, b);
     });
     y
 }
@@ -46,11 +41,7 @@ pub fn backward(gate: &[f32], up: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
         .zip(gate.par_chunks(BLOCK))
         .zip(up.par_chunks(BLOCK).zip(g.par_chunks(BLOCK)))
         .for_each(|(((dg, du), a), (b, g))| {
-            for i in 0..a.len() {
-                let s = sigmoid(a[i]);
-                du[i] = g[i] * a[i] * s;
-                dg[i] = g[i] * b[i] * s * (1.0 + a[i] * (1.0 - s));
-            }
+            exp::swiglu_backward(dg, du, a, b, g);
         });
     (dg, du)
 }
