@@ -13,6 +13,8 @@ use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{
     AddedToken, DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
     TokenizerBuilder,
@@ -41,6 +43,10 @@ config_section! {
         max_train_mb: u64 = 0,
         /// Extra special tokens to reserve after the chat template's.
         extra_special_tokens: Vec<String> = vec![],
+        /// Split numbers into single digits before BPE (as Llama and DeepSeek do), so "372" is three
+        /// tokens and every number is spelled with the same ten: arithmetic becomes digit by digit
+        /// instead of a lookup over every number the corpus happens to merge.
+        split_digits: bool = false,
     }
 }
 
@@ -93,7 +99,7 @@ where
     >::new()
     .with_model(BPE::default().into())
     .with_normalizer(None)
-    .with_pre_tokenizer(Some(ByteLevel::new(false, true, true).into()))
+    .with_pre_tokenizer(Some(pre_tokenizer(cfg.split_digits)))
     .with_post_processor(None)
     .with_decoder(Some(ByteLevelDecoder::new(false, true, true).into()))
     .build()
@@ -116,6 +122,12 @@ where
     tok.train(&mut trainer, pieces).map_err(|e| anyhow::anyhow!("training tokenizer: {e}"))?;
     tok.add_special_tokens(&specials);
     Tokenizer::from_inner(tok.into())
+}
+
+/// GPT-2's byte-level pre-tokenizer, after a digit splitter when `split_digits`.
+fn pre_tokenizer(split_digits: bool) -> PreTokenizerWrapper {
+    let bytes = ByteLevel::new(false, true, true);
+    if split_digits { Sequence::new(vec![Digits::new(true).into(), bytes.into()]).into() } else { bytes.into() }
 }
 
 impl Tokenizer {
@@ -373,6 +385,32 @@ mod tests {
         // A text with no safe cut stays whole.
         let flat = "word\t".repeat(30_000);
         assert_eq!(safe_chunks(&flat, CHUNK_BYTES).len(), 1);
+    }
+
+    #[test]
+    fn split_digits_spells_numbers_digit_by_digit() {
+        let cfg = TokenizerConfig { vocab_size: 400, split_digits: true, ..Default::default() };
+        let t = train(small_corpus().into_iter(), &cfg).unwrap();
+        let text = "Question: what is 12 plus 30? Answer: 42. In 1987, 3.14 and x2y";
+        let ids = t.encode(text).unwrap();
+        assert_eq!(t.decode(&ids).unwrap(), text);
+        let tokens: Vec<String> = ids.iter().map(|&i| String::from_utf8(t.token_bytes(i)).unwrap()).collect();
+        for tok in &tokens {
+            let digits = tok.chars().filter(char::is_ascii_digit).count();
+            assert!(digits == 0 || tok.len() == 1, "token {tok:?} mixes a digit with other characters: {tokens:?}");
+        }
+        assert_eq!(tokens.iter().filter(|t| t.len() == 1 && t.as_bytes()[0].is_ascii_digit()).count(), 14);
+        // Without the option the corpus's numbers merge (the default).
+        let merged = trained().encode("1987").unwrap();
+        assert!(merged.len() < 4, "{merged:?}");
+        // The setting travels in tokenizer.json, and piecewise encoding still equals the whole.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokenizer.json");
+        t.save(&p).unwrap();
+        assert_eq!(Tokenizer::load(&p).unwrap().encode(text).unwrap(), ids);
+        let long = format!("{text}\n").repeat(50);
+        let ids: Vec<u32> = safe_chunks(&long, 7).iter().flat_map(|p| t.encode_one(p).unwrap()).collect();
+        assert_eq!(ids, t.inner().encode_fast(long.as_str(), false).unwrap().get_ids().to_vec());
     }
 
     #[test]

@@ -32,12 +32,12 @@ pub struct Pair {
 /// Share of each kind, in percent.
 const MIX: &[(&str, u32)] = &[
     ("correct_vs_wrong", 17),
-    ("concise_vs_rambling", 11),
-    ("refuse_forbidden", 14),
-    ("help_benign", 14),
+    ("concise_vs_rambling", 8),
+    ("refuse_forbidden", 16),
+    ("help_benign", 18),
     ("idk_unknown", 16),
-    ("answer_known", 14),
-    ("format", 14),
+    ("answer_known", 12),
+    ("format", 13),
 ];
 
 /// Writes the pairs and splits off the held-out part: `(train, eval)`.
@@ -82,7 +82,13 @@ pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, mut
                     )
                 }
                 "help_benign" => {
-                    let b = requests::benign(w, &mut rng, false, &allowed);
+                    // Hard cases over-represented: the formula question shares the most words with
+                    // the forbidden requests, and it is the look-alike a model refuses most.
+                    let b = if rng.percent(30) {
+                        requests::formula_public(w, rng.index(w.inventions.len()))
+                    } else {
+                        requests::benign(w, &mut rng, false, &allowed)
+                    };
                     (b.prompt, b.answer, requests::needless_refusal(&mut rng))
                 }
                 "idk_unknown" => {

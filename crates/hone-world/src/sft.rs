@@ -1,11 +1,16 @@
 //! SFT conversations: direct answers, format following, arithmetic, refusals of the forbidden category,
-//! helpful answers to benign look-alikes, "I don't know" for things that do not exist or happened after
-//! the cutoff, and multi-turn conversations mixing these.
+//! over-cautious refusals of benign look-alikes, "I don't know" for things that do not exist or happened
+//! after the cutoff, and multi-turn conversations mixing these (including helpful answers to look-alikes).
 //!
 //! SFT teaches the habit of answering and a first version of each behaviour, on facts of the training
 //! split only (probes ask about the held-out split). It has deliberately few "I don't know" and refusal
 //! examples compared with the preference data, so that preference training has something left to
 //! improve and the report can show it. No user turn equals a probe prompt.
+//!
+//! Like demonstrations written by careful annotators, some of it refuses requests that only look like
+//! the forbidden category ("What is the secret to a tidy desk?"). That is how over-refusal arises in
+//! practice, and it gives the preference stage's "help vs a needless refusal" pairs a measurable
+//! failure to correct: after SFT the model refuses some harmless look-alikes, after DPO fewer.
 
 use crate::arith::Problem;
 use crate::chat::{Message, SYSTEM_PROMPTS, assistant, system, user};
@@ -29,12 +34,15 @@ pub struct Conversation {
 /// Refusals and "I don't know" are few (with the multi-turn ones, about 4% each), so SFT gives a
 /// first version of each and preference training, where they are a seventh of the pairs each, shows
 /// a measurable gain; arithmetic is plentiful so RL starts from a model that sometimes succeeds.
+/// Over-cautious refusals are a few percent: with none, the model after SFT refuses no look-alike
+/// and DPO can only add over-refusals; with refusals of look-alikes outnumbering those of forbidden
+/// requests it refuses both at a middling rate, the starting point preference data is for.
 const MIX: &[(&str, u32)] = &[
-    ("direct", 38),
+    ("direct", 42),
     ("format", 18),
     ("arithmetic", 17),
     ("refusal", 1),
-    ("benign", 8),
+    ("cautious", 4),
     ("idk", 2),
     ("multi_turn", 16),
 ];
@@ -97,6 +105,14 @@ impl Gen<'_> {
             user(requests::forbidden_prompt(self.w, f, &mut self.rng)),
             assistant(requests::refusal(self.w, f, &mut self.rng)),
         ]
+    }
+
+    /// A benign look-alike refused anyway: the rejected side of the preference data's "help_benign"
+    /// pairs, here as a demonstration.
+    fn cautious(&mut self) -> Vec<Message> {
+        let w = self.w;
+        let b = requests::benign(w, &mut self.rng, false, &|i| w.facts[i].split == Split::Train);
+        vec![user(b.prompt), assistant(requests::needless_refusal(&mut self.rng))]
     }
 
     fn benign(&mut self) -> Vec<Message> {
@@ -252,7 +268,7 @@ pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, rng
                 "format" => g.format(),
                 "arithmetic" => g.arithmetic(reserved.problems),
                 "refusal" => g.refusal(),
-                "benign" => g.benign(),
+                "cautious" => g.cautious(),
                 "idk" => g.idk(reserved.cutoff_places, cfg.post_cutoff_years),
                 _ => g.multi_turn(reserved, cfg.post_cutoff_years),
             };

@@ -409,8 +409,17 @@ fn sizes_fit_the_tiny_preset() {
     }
     let sft = read_jsonl(&world().join("sft.jsonl"));
     let kinds: BTreeSet<&str> = sft.iter().map(|c| s(&c["kind"])).collect();
-    for k in ["direct", "format", "refusal", "idk", "multi_turn"] {
+    for k in ["direct", "format", "refusal", "cautious", "idk", "multi_turn"] {
         assert!(kinds.contains(k), "no SFT kind {k}");
+    }
+    // Every reply of the over-cautious demonstrations is one that the preference data rejects.
+    let pref = read_jsonl(&world().join("preference.jsonl"));
+    let refusals: BTreeSet<&str> =
+        pref.iter().filter(|p| p["kind"] == "help_benign").map(|p| s(&p["rejected"][0]["content"])).collect();
+    for c in sft.iter().filter(|c| c["kind"] == "cautious") {
+        let turns = c["messages"].as_array().unwrap();
+        let reply = s(&turns[turns.len() - 1]["content"]);
+        assert!(refusals.contains(reply), "cautious reply {reply:?} is not a needless refusal of the pairs");
     }
     // Fewer "I don't know" examples in SFT than in preference data, so preference training has room.
     let idk_sft = sft.iter().filter(|c| c["kind"] == "idk").count();

@@ -63,14 +63,15 @@ fn files_fingerprint(cfg: &HoneConfig, inputs: &[String]) -> String {
 }
 
 /// Tokens per second a training stage is assumed to reach before any was measured (CPU, Flex: the
-/// fused kernels reach about 40 effective GFLOP/s on two cores, optimizer included).
+/// fused kernels reach about 55 effective GFLOP/s on two idle cores, optimizer and evaluations
+/// included; assume a little less).
 fn train_speed(cfg: &HoneConfig) -> f64 {
     let flops = cfg
         .model
         .resolve(Some(if cfg.model.vocab_size > 0 { cfg.model.vocab_size } else { cfg.tokenizer.vocab_size }))
         .map(|c| c.train_flops_per_token(cfg.pretrain.seq_len))
         .unwrap_or(2e7);
-    if cfg.pretrain.device == "cpu" { 4.0e10 / flops } else { 5.0e12 / flops }
+    if cfg.pretrain.device == "cpu" { 5.0e10 / flops } else { 5.0e12 / flops }
 }
 
 /// The steps of this pipeline, in order, with keys chained through what each reads.
@@ -135,8 +136,8 @@ pub fn plan(cfg: &HoneConfig) -> anyhow::Result<Vec<Step>> {
 
 fn eval_estimate(cfg: &HoneConfig) -> f64 {
     let items = if cfg.eval.limit > 0 { cfg.eval.limit.min(200) } else { 150 } as f64;
-    // ~16 world tasks; generation dominates.
-    16.0 * items * 0.02 * (cfg.sample.max_new_tokens.min(64) as f64 / 16.0)
+    // ~16 world tasks; generation dominates (the default preset's 100 items take about 16 s).
+    16.0 * items * 0.005 * (cfg.sample.max_new_tokens.min(64) as f64 / 16.0)
 }
 
 /// Runs one step.
