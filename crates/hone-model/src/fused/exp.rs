@@ -1,5 +1,5 @@
-//! A vectorisable `exp` for the fused kernels' softmax, cross-entropy and SwiGLU, and the loops that
-//! use it.
+//! A vectorisable `exp` for the fused kernels' softmax, cross-entropy and SwiGLU, the softmax loops
+//! that use it, and the macro that compiles such loops for AVX2 and the baseline.
 //!
 //! `f32::exp` calls libm one element at a time; in a training step it was 6–10% of the samples of a
 //! `perf` profile. This is the Cephes `expf` scheme: `exp(x) = 2^n · exp(r)` with `n = round(x·log2 e)`,
@@ -46,6 +46,7 @@ pub fn exp(x: f32) -> f32 {
 }
 
 /// Defines `pub fn $name` twice over one body, for AVX2 and for the baseline, chosen at run time.
+/// Bodies call [`exp`] and [`sigmoid`] (inlined), so other kernels of `fused` use it too.
 macro_rules! simd_fn {
     ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$doc])*
@@ -68,6 +69,8 @@ macro_rules! simd_fn {
         }
     };
 }
+
+pub(crate) use simd_fn;
 
 /// Lanes of the partial sums: enough independent chains for 8-wide SIMD, and a fixed summation
 /// order whatever the instruction set.
@@ -146,28 +149,6 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-simd_fn! {
-    /// SwiGLU forward: `y ← silu(gate) · up`.
-    pub fn swiglu_forward(y: &mut [f32], gate: &[f32], up: &[f32]) {
-        for ((y, &a), &b) in y.iter_mut().zip(gate).zip(up) {
-            *y = a * sigmoid(a) * b;
-        }
-    }
-}
-
-simd_fn! {
-    /// SwiGLU backward: with `σ = sigmoid(gate)`, `d_up ← g · gate·σ`, `d_gate ← g · up · σ·(1 + gate·(1 − σ))`.
-    pub fn swiglu_backward(d_gate: &mut [f32], d_up: &mut [f32], gate: &[f32], up: &[f32], g: &[f32]) {
-        let n = gate.len().min(up.len()).min(g.len()).min(d_gate.len()).min(d_up.len());
-        let (d_gate, d_up, gate, up, g) = (&mut d_gate[..n], &mut d_up[..n], &gate[..n], &up[..n], &g[..n]);
-        for i in 0..n {
-            let s = sigmoid(gate[i]);
-            d_up[i] = g[i] * gate[i] * s;
-            d_gate[i] = g[i] * up[i] * s * (1.0 + gate[i] * (1.0 - s));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,21 +216,6 @@ mod tests {
             let mut out = vec![0f32; n];
             scaled_exp_shifted(&mut out, &xs, shift, -2.0);
             assert!(out.iter().zip(&want).all(|(o, w)| *o == -2.0 * w), "scaled_exp_shifted, n = {n}");
-
-            let up: Vec<f32> = xs.iter().map(|x| 1.0 - 0.1 * x).collect();
-            let g: Vec<f32> = xs.iter().map(|x| 0.3 + 0.01 * x).collect();
-            let mut y = vec![0f32; n];
-            swiglu_forward(&mut y, &xs, &up);
-            let (mut dg, mut du) = (vec![0f32; n], vec![0f32; n]);
-            swiglu_backward(&mut dg, &mut du, &xs, &up, &g);
-            for i in 0..n {
-                let (a, b) = (xs[i] as f64, up[i] as f64);
-                let s = 1.0 / (1.0 + (-a).exp());
-                let close = |got: f32, want: f64| (got as f64 - want).abs() <= 1e-6 * want.abs().max(1.0);
-                assert!(close(y[i], a * s * b), "swiglu y[{i}] = {} for gate {a}", y[i]);
-                assert!(close(du[i], g[i] as f64 * a * s), "swiglu d_up[{i}]");
-                assert!(close(dg[i], g[i] as f64 * b * s * (1.0 + a * (1.0 - s))), "swiglu d_gate[{i}]");
-            }
         }
     }
 }

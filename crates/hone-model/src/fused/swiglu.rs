@@ -2,7 +2,7 @@
 //! `d_up = g · gate·σ` and `d_gate = g · up · σ·(1 + gate·(1 − σ))`. One pass over the elements in
 //! parallel blocks instead of burn's four elementwise ops and their backward.
 
-use super::exp;
+use super::exp::{sigmoid, simd_fn};
 use super::host::{contiguous, dims, tensor, values};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
@@ -22,12 +22,34 @@ pub trait SwigluBackend: Backend {
     fn fused_swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
+simd_fn! {
+    /// `y ← silu(gate) · up` on one block.
+    pub fn forward_block(y: &mut [f32], gate: &[f32], up: &[f32]) {
+        for ((y, &a), &b) in y.iter_mut().zip(gate).zip(up) {
+            *y = a * sigmoid(a) * b;
+        }
+    }
+}
+
+simd_fn! {
+    /// With `σ = sigmoid(gate)`: `d_up ← g · gate·σ`, `d_gate ← g · up · σ·(1 + gate·(1 − σ))` on one block.
+    pub fn backward_block(d_gate: &mut [f32], d_up: &mut [f32], gate: &[f32], up: &[f32], g: &[f32]) {
+        let n = gate.len().min(up.len()).min(g.len()).min(d_gate.len()).min(d_up.len());
+        let (d_gate, d_up, gate, up, g) = (&mut d_gate[..n], &mut d_up[..n], &gate[..n], &up[..n], &g[..n]);
+        for i in 0..n {
+            let s = sigmoid(gate[i]);
+            d_up[i] = g[i] * gate[i] * s;
+            d_gate[i] = g[i] * up[i] * s * (1.0 + gate[i] * (1.0 - s));
+        }
+    }
+}
+
 /// Forward on slices.
 pub fn forward(gate: &[f32], up: &[f32]) -> Vec<f32> {
     assert_eq!(gate.len(), up.len(), "swiglu: gate and up differ in size");
     let mut y = vec![0f32; gate.len()];
     y.par_chunks_mut(BLOCK).zip(gate.par_chunks(BLOCK)).zip(up.par_chunks(BLOCK)).for_each(|((y, a), b)| {
-        exp::swiglu_forward(y, a, b);
+        forward_block(y, a, b);
     });
     y
 }
@@ -41,7 +63,7 @@ pub fn backward(gate: &[f32], up: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
         .zip(gate.par_chunks(BLOCK))
         .zip(up.par_chunks(BLOCK).zip(g.par_chunks(BLOCK)))
         .for_each(|(((dg, du), a), (b, g))| {
-            exp::swiglu_backward(dg, du, a, b, g);
+            backward_block(dg, du, a, b, g);
         });
     (dg, du)
 }
