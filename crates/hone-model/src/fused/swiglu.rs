@@ -34,7 +34,12 @@ simd_fn! {
 simd_fn! {
     /// With `σ = sigmoid(gate)`: `d_up ← g · gate·σ`, `d_gate ← g · up · σ·(1 + gate·(1 − σ))` on one block.
     pub fn backward_block(d_gate: &mut [f32], d_up: &mut [f32], gate: &[f32], up: &[f32], g: &[f32]) {
-        let n = gate.len().min(up.len()).min(g.len()).min(d_gate.len()).min(d_up.len());
+        let n = gate.len();
+        assert!(
+            up.len() == n && g.len() == n && d_gate.len() == n && d_up.len() == n,
+            "swiglu: backward block slices differ in length"
+        );
+        // Re-sliced to one length so the indexing below carries no bounds checks.
         let (d_gate, d_up, gate, up, g) = (&mut d_gate[..n], &mut d_up[..n], &gate[..n], &up[..n], &g[..n]);
         for i in 0..n {
             let s = sigmoid(gate[i]);
