@@ -273,8 +273,19 @@ impl RlTask {
     }
 }
 
-impl Task for RlTask {
-    fn loss(&mut self, model: &Llama, step: u64, _micro: usize) -> anyhow::Result<(Tensor<1>, u64)> {
+/// One step's samples: prompt ids and completions row by row (prompt k / G, sample k % G), with
+/// their rewards and advantages.
+pub struct Rollouts {
+    pub prompts: Vec<Vec<u32>>,
+    pub gens: Vec<hone_model::sample::Generation>,
+    pub rewards: Vec<f64>,
+    pub advantages: Vec<f64>,
+}
+
+impl RlTask {
+    /// Samples and scores step `step`'s groups with the current policy: a pure function of (weights,
+    /// step), so a resumed run draws the same samples.
+    pub fn rollouts(&self, model: &Llama, step: u64) -> anyhow::Result<Rollouts> {
         let n = self.train.len();
         let first = step * self.prompts_per_step as u64;
         let chosen: Vec<usize> =
@@ -286,12 +297,18 @@ impl Task for RlTask {
             SampleConfig { seed: self.seed ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15), ..self.sample.clone() };
         let gens = generate(&model.to_inference(), &self.tokenizer, &prompts, &cfg, &mut |_, _| {})?;
         let rewards = self.rewards(&self.train, &self.train_ids, &which, &gens)?;
-        let adv: Vec<f64> = rewards.chunks(self.group_size).flat_map(|g| self.algorithm.advantages(g)).collect();
+        let advantages: Vec<f64> = rewards.chunks(self.group_size).flat_map(|g| self.algorithm.advantages(g)).collect();
+        Ok(Rollouts { prompts, gens, rewards, advantages })
+    }
 
+    /// The clipped, KL-penalised policy-gradient loss of `r` under `model` (to be minimised), and the
+    /// number of real tokens in its batch; records the step's metrics.
+    pub fn objective(&mut self, model: &Llama, r: &Rollouts) -> (Tensor<1>, u64) {
         // Prompt + completion as one row; the completion's tokens are the targets.
-        let examples: Vec<Example> = prompts
+        let examples: Vec<Example> = r
+            .prompts
             .iter()
-            .zip(&gens)
+            .zip(&r.gens)
             .map(|(p, g)| {
                 let mut ids = p.clone();
                 let mut mask = vec![false; p.len()];
@@ -315,7 +332,7 @@ impl Task for RlTask {
         let reference = if d.is_autodiff() { reference.autodiff() } else { reference };
         let old = new.clone().detach();
         let w = weights_tensor(&b.weights, rows, seq, d); // [rows, seq]
-        let a_rows: Vec<f32> = adv.iter().flat_map(|&a| std::iter::repeat_n(a as f32, seq)).collect();
+        let a_rows: Vec<f32> = r.advantages.iter().flat_map(|&a| std::iter::repeat_n(a as f32, seq)).collect();
         let a = weights_tensor(&a_rows, rows, seq, d); // [rows, seq]
         let ratio = (new.clone() - old).exp();
         let surr = (ratio.clone() * a.clone()).min_pair(ratio.clamp(1.0 - self.clip_eps, 1.0 + self.clip_eps) * a);
@@ -328,9 +345,10 @@ impl Task for RlTask {
 
         let kl: f32 = (k3 * w).without_autodiff().sum().into_scalar();
         let tokens: f32 = b.weights.iter().sum();
+        let rewards = &r.rewards;
         let mean = rewards.iter().sum::<f64>() / rewards.len() as f64;
         let std = (rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / rewards.len() as f64).sqrt();
-        let ended = gens.iter().filter(|g| g.finish == Finish::EndOfTurn).count() as f64 / gens.len() as f64;
+        let ended = r.gens.iter().filter(|g| g.finish == Finish::EndOfTurn).count() as f64 / r.gens.len() as f64;
         self.metrics = vec![
             ("reward_mean".into(), mean),
             ("reward_std".into(), std),
@@ -338,7 +356,14 @@ impl Task for RlTask {
             ("completion_len".into(), tokens as f64 / rows as f64),
             ("ended_share".into(), ended),
         ];
-        Ok((loss, b.real_tokens))
+        (loss, b.real_tokens)
+    }
+}
+
+impl Task for RlTask {
+    fn loss(&mut self, model: &Llama, step: u64, _micro: usize) -> anyhow::Result<(Tensor<1>, u64)> {
+        let r = self.rollouts(model, step)?;
+        Ok(self.objective(model, &r))
     }
 
     fn train_metrics(&mut self) -> Vec<(String, f64)> {

@@ -1,12 +1,15 @@
 //! RL: GRPO and RLOO advantages match hand computations; a step's samples and loss are a pure
-//! function of (weights, step), so resume is bit for bit; at step 0 the KL to the reference is 0.
+//! function of (weights, step), so resume is bit for bit; at step 0 the KL to the reference is 0; one
+//! optimizer step raises the likelihood of the rewarded samples against the others, measured on the host.
 
 mod post;
 
 use hone_data::chat::ChatTemplate;
+use hone_model::Llama;
 use hone_model::burn::tensor::Device;
+use hone_model::llama::ids_tensor;
 use hone_train::metrics::read_series;
-use hone_train::rl::{Algorithm, RewardSource, RlConfig, RlTask, read_prompts};
+use hone_train::rl::{Algorithm, RewardSource, RlConfig, RlTask, Rollouts, read_prompts};
 use hone_train::{LoopSettings, Task, Trainer};
 use post::*;
 use std::path::Path;
@@ -29,11 +32,24 @@ fn advantages_match_hand_computation() {
 }
 
 fn task(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, reference: &hone_model::Llama) -> RlTask {
+    task_with(dir, tok, reference, &["a"], "contains_any")
+}
+
+/// The RL task over the city questions; a completion is rewarded when `scorer` matches it with the
+/// capital or one of `common`, which lets an untrained model's samples be rewarded some of the time.
+fn task_with(
+    dir: &Path,
+    tok: &hone_data::tokenizer::Tokenizer,
+    reference: &hone_model::Llama,
+    common: &[&str],
+    scorer: &str,
+) -> RlTask {
     let records: Vec<serde_json::Value> = CITIES
         .iter()
         .map(|(c, k)| {
-            serde_json::json!({"prompt": format!("What is the capital of {c}?"), "targets": [k, "a"],
-                "scorer": "contains_any", "kind": "fact"})
+            let targets = [&[*k], common].concat();
+            serde_json::json!({"prompt": format!("What is the capital of {c}?"), "targets": targets,
+                "scorer": scorer, "kind": "fact"})
         })
         .collect();
     let path = dir.join("rl.jsonl");
@@ -53,6 +69,10 @@ fn task(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, reference: &hone_mode
 }
 
 fn trainer(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64) -> Trainer {
+    trainer_with(dir, tok, steps, &optim())
+}
+
+fn trainer_with(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64, o: &hone_train::OptimConfig) -> Trainer {
     let settings = LoopSettings {
         stage: "rl".into(),
         steps,
@@ -67,7 +87,7 @@ fn trainer(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64) -> Tra
         extra_files: vec![],
     };
     let m = model(tok, 6, &Device::flex().autodiff());
-    Trainer::new(m, &optim(), settings, &dir.join("rl"), Some(&dir.join("metrics.jsonl"))).unwrap()
+    Trainer::new(m, o, settings, &dir.join("rl"), Some(&dir.join("metrics.jsonl"))).unwrap()
 }
 
 #[test]
@@ -116,4 +136,63 @@ fn bad_rl_records_are_named() {
     write_jsonl(&p, &[serde_json::json!({"prompt": "x"})]);
     let e = read_prompts(&[p], true, &[]).unwrap_err().to_string();
     assert!(e.contains("no field `scorer`"), "{e}");
+}
+
+/// Mean log-probability of each row's completion tokens under `model`, from its logits on the host in
+/// f64: a second computation, independent of the training code's `token_log_probs` and batching.
+fn completion_logps(model: &Llama, r: &Rollouts) -> Vec<f64> {
+    let m = model.to_inference();
+    let d = Device::flex();
+    r.prompts
+        .iter()
+        .zip(&r.gens)
+        .map(|(p, g)| {
+            let ids: Vec<u32> = p.iter().chain(&g.tokens).copied().collect();
+            let logits: Vec<f32> = m.forward(ids_tensor(&ids, 1, ids.len(), &d)).into_data().to_vec().unwrap(); // [1, len, vocab]
+            let v = logits.len() / ids.len();
+            let lp: f64 = (p.len()..ids.len())
+                .map(|t| {
+                    let row = &logits[(t - 1) * v..t * v];
+                    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+                    let lse = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+                    row[ids[t] as usize] as f64 - lse
+                })
+                .sum();
+            lp / g.tokens.len() as f64
+        })
+        .collect()
+}
+
+#[test]
+fn a_step_raises_the_rewarded_samples_against_the_others() {
+    let tok = tokenizer();
+    let reference = model(&tok, 6, &Device::flex());
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = task_with(dir.path(), &tok, &reference, &["e"], "regex");
+    // A small first step, so the change in log-probability is close to its first-order value.
+    let o = hone_train::OptimConfig { lr: 1e-3, warmup_steps: 0, ..optim() };
+    let mut tr = trainer_with(dir.path(), &tok, 1, &o);
+    let r = t.rollouts(&tr.model, 0).unwrap();
+    assert!(r.gens.iter().all(|g| !g.tokens.is_empty()), "every sample has tokens");
+    let (won, lost) =
+        (r.advantages.iter().filter(|a| **a > 0.1).count(), r.advantages.iter().filter(|a| **a < -0.1).count());
+    assert!(
+        won > 0 && lost > 0,
+        "step 0 needs groups with mixed rewards: {:?} {:?}",
+        r.rewards,
+        r.gens.iter().map(|g| &g.text).collect::<Vec<_>>()
+    );
+    let before = completion_logps(&tr.model, &r);
+    tr.run(&mut t, &AtomicBool::new(false)).unwrap();
+    let after = completion_logps(&tr.model, &r);
+    let delta: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    // The objective's first-order change: advantage-weighted rise in per-token log-probability.
+    let gain: f64 = r.advantages.iter().zip(&delta).map(|(a, d)| a * d).sum();
+    assert!(gain > 0.0, "advantage-weighted change {gain}: advantages {:?}, changes {delta:?}", r.advantages);
+    let mean = |pos: bool| {
+        let v: Vec<f64> =
+            r.advantages.iter().zip(&delta).filter(|(a, _)| (**a > 0.0) == pos).map(|(_, d)| *d).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!(mean(true) > mean(false), "rewarded samples gained {} per token, the others {}", mean(true), mean(false));
 }
