@@ -148,7 +148,8 @@ fn completion_logps(model: &Llama, r: &Rollouts) -> Vec<f64> {
         .zip(&r.gens)
         .map(|(p, g)| {
             let ids: Vec<u32> = p.iter().chain(&g.tokens).copied().collect();
-            let logits: Vec<f32> = m.forward(ids_tensor(&ids, 1, ids.len(), &d)).into_data().to_vec().unwrap(); // [1, len, vocab]
+            let logits: Vec<f32> =
+                m.forward(ids_tensor(&ids, 1, ids.len(), &d)).into_data().try_to_vec::<f32>().unwrap(); // [1, len, vocab]
             let v = logits.len() / ids.len();
             let lp: f64 = (p.len()..ids.len())
                 .map(|t| {
