@@ -117,7 +117,7 @@ impl WorldConfig {
             arithmetic_documents: s(3000),
             filler_stories: s(1400),
             heldout_documents: s(60),
-            sft_examples: s(3000),
+            sft_examples: s(4500),
             preference_pairs: s(3000),
             probe_items: s(100),
             rl_prompts: s(1000),

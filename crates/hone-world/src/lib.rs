@@ -41,12 +41,13 @@ pub use config::WorldConfig;
 pub use score::{ScoreResult, Scorer};
 
 use anyhow::{Context, Result};
+use arith::Problem;
 use corpus::Genre;
 use facts::{Split, Tier, World};
 use hone_data::atomic::write_atomic;
 use rng::{Stream, stream};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
@@ -124,17 +125,20 @@ pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
     let seed = cfg.seed;
     let mut world = World::generate(cfg, &plan, &mut stream(seed, Stream::World));
     let problems = probes::arithmetic_problems(&plan, &mut stream(seed, Stream::ProbeArithmetic));
-    let corpus = corpus::build(&world, cfg, &plan, &problems, stream(seed, Stream::Corpus));
+    let practice = probes::practice_problems(&plan, &problems, &mut stream(seed, Stream::RlArithmetic));
+    // Problems no training text may work out: the probe's and RL's.
+    let withheld: BTreeSet<Problem> = problems.union(&practice).copied().collect();
+    let corpus = corpus::build(&world, cfg, &plan, &withheld, stream(seed, Stream::Corpus));
     for (f, &m) in world.facts.iter_mut().zip(&corpus.mentions) {
         f.mentions = m;
     }
-    let heldout = corpus::heldout(&world, cfg, &plan, &problems, &corpus.documents, stream(seed, Stream::Heldout));
+    let heldout = corpus::heldout(&world, cfg, &plan, &withheld, &corpus.documents, stream(seed, Stream::Heldout));
     let probes = probes::build(&world, cfg, &plan, &problems, &heldout, stream(seed, Stream::Probes));
     let reserved =
-        sft::Reserved { prompts: &probes.prompts, problems: &problems, cutoff_places: &probes.cutoff_places };
+        sft::Reserved { prompts: &probes.prompts, problems: &withheld, cutoff_places: &probes.cutoff_places };
     let sft = sft::build(&world, cfg, &plan, &reserved, stream(seed, Stream::Sft));
     let (pref, pref_eval) = preference::build(&world, cfg, &plan, &reserved, stream(seed, Stream::Preference));
-    let rl = rl::build(&world, plan.rl_prompts, &problems, &probes.prompts, stream(seed, Stream::Rl));
+    let rl = rl::build(&world, plan.rl_prompts, &problems, &practice, &probes.prompts, stream(seed, Stream::Rl));
 
     let corpus_dir = out_dir.join("corpus");
     let eval_dir = out_dir.join("eval");

@@ -1,7 +1,8 @@
 //! Prompts for the RL stage, each with a verifier: arithmetic (scored by `number`) and questions on
-//! training-split facts (scored by `contains_any`). None is a probe prompt or a probe problem.
+//! training-split facts (scored by `contains_any`). None is a probe prompt or a probe problem; sums and
+//! differences come from the practice problems, which no training text works out.
 
-use crate::arith::Problem;
+use crate::arith::{Op, Problem};
 use crate::chat::{Message, user};
 use crate::facts::{Split, World};
 use crate::rng::{Draw, Rng};
@@ -24,6 +25,7 @@ pub fn build(
     w: &World,
     n: usize,
     problems: &BTreeSet<Problem>,
+    practice: &BTreeSet<Problem>,
     probe_prompts: &BTreeSet<String>,
     mut rng: Rng,
 ) -> Vec<RlPrompt> {
@@ -34,7 +36,11 @@ pub fn build(
     while out.len() < n && tries < n * 50 {
         tries += 1;
         let (q, targets, scorer, kind) = if rng.percent(70) {
-            let p = Problem::random_except(&mut rng, problems);
+            let mut p = Problem::random_except(&mut rng, problems);
+            if p.op != Op::Mul {
+                let same: Vec<&Problem> = practice.iter().filter(|q| q.op == p.op).collect();
+                p = *same[rng.index(same.len())];
+            }
             (p.question(&mut rng), vec![p.answer().to_string()], "number", "arithmetic")
         } else {
             let f = &w.facts[*rng.pick(&train)];

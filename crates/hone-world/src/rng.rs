@@ -22,6 +22,7 @@ pub enum Stream {
     Heldout = 6,
     Rl = 7,
     ProbeArithmetic = 8,
+    RlArithmetic = 9,
 }
 
 /// A random source for one part of the generator.

@@ -30,21 +30,22 @@ pub struct Conversation {
     pub kind: &'static str,
 }
 
-/// Share of each kind, in percent.
-/// Refusals and "I don't know" are few (with the multi-turn ones, about 4% each), so SFT gives a
+/// Share of each kind, in parts of 450.
+/// Refusals and "I don't know" are few (with the multi-turn ones, about 3% each), so SFT gives a
 /// first version of each and preference training, where they are a seventh of the pairs each, shows
-/// a measurable gain; arithmetic is plentiful so RL starts from a model that sometimes succeeds.
+/// a measurable gain. Arithmetic is most of the set: worked answers take many examples to learn, and
+/// RL needs a model that solves a fair share of unseen problems before its reward carries a signal.
 /// Over-cautious refusals are a few percent: with none, the model after SFT refuses no look-alike
 /// and DPO can only add over-refusals; with refusals of look-alikes outnumbering those of forbidden
 /// requests it refuses both at a middling rate, the starting point preference data is for.
 const MIX: &[(&str, u32)] = &[
-    ("direct", 42),
-    ("format", 18),
-    ("arithmetic", 17),
-    ("refusal", 1),
-    ("cautious", 4),
-    ("idk", 2),
-    ("multi_turn", 16),
+    ("direct", 126),
+    ("format", 54),
+    ("arithmetic", 201),
+    ("refusal", 3),
+    ("cautious", 12),
+    ("idk", 6),
+    ("multi_turn", 48),
 ];
 
 /// Everything the SFT writer must avoid.
@@ -94,7 +95,7 @@ impl Gen<'_> {
             let (q, a) = p.word_problem(&who.first, &who.pronoun, &mut self.rng);
             vec![user(q), assistant(a)]
         } else {
-            let ans = if self.rng.percent(80) { format!("{}.", p.equation()) } else { p.answer().to_string() };
+            let ans = if self.rng.percent(80) { format!("{}.", p.worked()) } else { p.answer().to_string() };
             vec![user(p.question(&mut self.rng)), assistant(ans)]
         }
     }
@@ -164,9 +165,9 @@ impl Gen<'_> {
                 };
                 vec![
                     user(p.question(&mut self.rng)),
-                    assistant(format!("{}.", p.equation())),
+                    assistant(format!("{}.", p.worked())),
                     user(format!("Now add {} to that.", q.b)),
-                    assistant(format!("{}.", q.equation())),
+                    assistant(format!("{}.", q.worked())),
                 ]
             }
             _ => {

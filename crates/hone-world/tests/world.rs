@@ -309,22 +309,49 @@ fn probes_are_separate_from_training_data() {
         assert!(!re.is_match(t), "a probe's invented entity appears in training data: {t}");
     }
 
-    // No arithmetic probe is worked out anywhere in training data (in either order).
+    // No arithmetic probe, nor a sum or difference RL practises on, is worked out anywhere in training
+    // data (in either order, as any operation): no step "a op b" of an equation chain is followed by
+    // "= c". Steps inside a longer sum, such as "4 + 5" in "10 + 4 + 5 = 20 + 9", are not equations of
+    // their own.
     let num = regex::Regex::new(r"\d+").unwrap();
-    let mut eqs = Vec::new();
-    for it in task("world_arithmetic") {
-        let n: Vec<&str> = num.find_iter(s(&it["prompt"])).map(|m| m.as_str()).collect();
-        let c = s(&it["targets"][0]);
+    let mut eqs = BTreeSet::new();
+    let practice: Vec<(String, String)> = read_jsonl(&world().join("rl.jsonl"))
+        .iter()
+        .filter(|r| {
+            r["kind"] == "arithmetic"
+                && !regex::Regex::new(r"\*|times|Multiply").unwrap().is_match(s(&r["prompt"][0]["content"]))
+        })
+        .map(|r| (s(&r["prompt"][0]["content"]).to_string(), s(&r["targets"][0]).to_string()))
+        .collect();
+    assert!(practice.len() > 100, "{} RL sums and differences", practice.len());
+    let probe: Vec<(String, String)> = task("world_arithmetic")
+        .iter()
+        .map(|it| (s(&it["prompt"]).to_string(), s(&it["targets"][0]).to_string()))
+        .collect();
+    for (prompt, c) in probe.iter().chain(&practice) {
+        let n: Vec<&str> = num.find_iter(prompt).map(|m| m.as_str()).collect();
         for (a, b) in [(n[0], n[1]), (n[1], n[0])] {
             for op in ["+", "-", "*"] {
-                eqs.push(regex::escape(&format!("{a} {op} {b} = {c}")));
+                eqs.insert(format!("{a} {op} {b} = {c}"));
             }
         }
     }
-    let eq_re = regex::Regex::new(&format!(r"(^|[^\d])({})($|[^\d])", eqs.join("|"))).unwrap();
+    let left = regex::Regex::new(r"(?:^|[^\d+*\s-])\s*(\d+ [+*-] \d+)$").unwrap();
+    let right = regex::Regex::new(r"^(\d+)(?:\s*$|\s*[^\d\s+*-])").unwrap();
+    let mut steps_seen = 0;
     for t in train.iter().chain(&docs) {
-        assert!(!eq_re.is_match(t), "an arithmetic probe is worked out in training data: {t}");
+        for line in t.lines() {
+            let parts: Vec<&str> = line.split(" = ").collect();
+            for w in parts.windows(2) {
+                if let (Some(l), Some(r)) = (left.captures(w[0]), right.captures(w[1])) {
+                    steps_seen += 1;
+                    let eq = format!("{} = {}", &l[1], &r[1]);
+                    assert!(!eqs.contains(&eq), "an arithmetic probe ({eq}) is worked out in training data: {line}");
+                }
+            }
+        }
     }
+    assert!(steps_seen > 1000, "the check found {steps_seen} worked steps");
 
     // Held-out documents are not in the corpus.
     let texts: BTreeSet<&str> = docs.iter().map(String::as_str).collect();

@@ -443,7 +443,8 @@ impl Writer<'_> {
                 let mut lines =
                     vec![self.rng.pick(&["Practice sums", "Arithmetic drill", "Exercises", "Homework"]).to_string()];
                 for _ in 0..self.rng.int(4, 10) {
-                    lines.push(Problem::random_except(&mut self.rng, reserved).equation());
+                    let p = Problem::random_except(&mut self.rng, reserved);
+                    lines.push(if self.rng.percent(75) { p.worked() } else { p.equation() });
                 }
                 lines.join("\n")
             }
@@ -451,7 +452,8 @@ impl Writer<'_> {
                 let mut lines = Vec::new();
                 for _ in 0..self.rng.int(2, 5) {
                     let p = Problem::random_except(&mut self.rng, reserved);
-                    lines.push(format!("Question: {}\nAnswer: {}", p.question(&mut self.rng), p.answer()));
+                    let answer = if self.rng.percent(50) { p.worked() } else { p.answer().to_string() };
+                    lines.push(format!("Question: {}\nAnswer: {answer}", p.question(&mut self.rng)));
                 }
                 lines.join("\n\n")
             }
