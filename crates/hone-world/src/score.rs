@@ -301,6 +301,16 @@ pub fn targets(item: &Value) -> Vec<String> {
 /// otherwise the last number in the text. Thousands separators are accepted.
 pub fn extract_number(output: &str) -> Option<f64> {
     let re = regex::Regex::new(r"-?\d[\d,]*(?:\.\d+)?").expect("valid regex");
+    // The markers of a numbered list ("1.", "2)" at line starts) are not answers: without this, a
+    // list of n items "answers" n, and RL with this verifier learns to write lists of the right length.
+    let marker = regex::Regex::new(r"(?m)^[ \t]*\d+[.)](?:[ \t]|$)").expect("valid regex");
+    let unlisted;
+    let output = if marker.find_iter(output).count() >= 2 {
+        unlisted = marker.replace_all(output, "");
+        unlisted.as_ref()
+    } else {
+        output
+    };
     let tail = match output.rfind("####") {
         Some(i) => &output[i + 4..],
         None => output,
@@ -464,6 +474,13 @@ mod tests {
         let neg = json!({"targets": ["-3"]});
         assert_eq!(s("number", "= -3", &neg), 1.0);
         assert_eq!(s("number", "= 3", &neg), 0.0);
+        // A numbered list's markers are not its answer; a lone "5." is.
+        let five = json!({"targets": ["5"]});
+        assert_eq!(s("number", "1. 3\n2. 19\n3. 3\n4. \n5.", &five), 0.0);
+        assert_eq!(s("number", "1) 7\n2) 8\n3) 9\n4) 1\n5) 2", &five), 0.0);
+        assert_eq!(s("number", "1. 2 + 3 = 5\n2. Check: 5 - 3 = 2\n3. So 5", &five), 1.0);
+        assert_eq!(s("number", "5.", &five), 1.0);
+        assert_eq!(s("number", "2 + 3 = 5.", &five), 1.0);
     }
 
     #[test]
