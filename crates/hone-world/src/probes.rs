@@ -133,7 +133,10 @@ pub struct Probes {
 /// The arithmetic problems of the probe, drawn first so the corpus and SFT can leave them out.
 pub fn arithmetic_problems(plan: &Plan, rng: &mut Rng) -> BTreeSet<Problem> {
     let mut set = BTreeSet::new();
-    while set.len() < plan.probe_items {
+    // The distribution holds about 7,400 problems; a large `world.scale` stops short instead of spinning.
+    let mut tries = 0;
+    while set.len() < plan.probe_items && tries < plan.probe_items * 50 {
+        tries += 1;
         set.insert(Problem::random(rng));
     }
     set
@@ -146,7 +149,10 @@ pub fn arithmetic_problems(plan: &Plan, rng: &mut Rng) -> BTreeSet<Problem> {
 pub fn practice_problems(plan: &Plan, probe: &BTreeSet<Problem>, rng: &mut Rng) -> BTreeSet<Problem> {
     let want = plan.rl_prompts * 2 / 5;
     let mut set = BTreeSet::new();
-    while set.len() < want {
+    // A large `world.scale` can ask for more than the distribution holds: stop short rather than spin.
+    let mut tries = 0;
+    while set.len() < want && tries < want * 50 {
+        tries += 1;
         let p = Problem::random_except(rng, probe);
         if p.op != crate::arith::Op::Mul && !p.is_reserved(&set) {
             set.insert(p);

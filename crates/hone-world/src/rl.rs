@@ -39,7 +39,9 @@ pub fn build(
             let mut p = Problem::random_except(&mut rng, problems);
             if p.op != Op::Mul {
                 let same: Vec<&Problem> = practice.iter().filter(|q| q.op == p.op).collect();
-                p = *same[rng.index(same.len())];
+                if !same.is_empty() {
+                    p = *same[rng.index(same.len())];
+                }
             }
             (p.question(&mut rng), vec![p.answer().to_string()], "number", "arithmetic")
         } else {
