@@ -32,13 +32,15 @@ pub fn build(
     let train: Vec<usize> = (0..w.facts.len()).filter(|&i| w.facts[i].split == Split::Train).collect();
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
+    let of_op = |op: Op| -> Vec<&Problem> { practice.iter().filter(|q| q.op == op).collect() };
+    let (sums, differences) = (of_op(Op::Add), of_op(Op::Sub));
     let mut tries = 0;
     while out.len() < n && tries < n * 50 {
         tries += 1;
         let (q, targets, scorer, kind) = if rng.percent(70) {
             let mut p = Problem::random_except(&mut rng, problems);
             if p.op != Op::Mul {
-                let same: Vec<&Problem> = practice.iter().filter(|q| q.op == p.op).collect();
+                let same = if p.op == Op::Add { &sums } else { &differences };
                 if !same.is_empty() {
                     p = *same[rng.index(same.len())];
                 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 /// A score and a short explanation of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -300,10 +301,14 @@ pub fn targets(item: &Value) -> Vec<String> {
 /// The number an output gives as its answer: after the last `####` if there is one (GSM8K style),
 /// otherwise the last number in the text. Thousands separators are accepted.
 pub fn extract_number(output: &str) -> Option<f64> {
-    let re = regex::Regex::new(r"-?\d[\d,]*(?:\.\d+)?").expect("valid regex");
+    // Compiled once: RL calls this for every sample.
+    static NUMBER: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"-?\d[\d,]*(?:\.\d+)?").expect("valid regex"));
     // The markers of a numbered list ("1.", "2)" at line starts) are not answers: without this, a
     // list of n items "answers" n, and RL with this verifier learns to write lists of the right length.
-    let marker = regex::Regex::new(r"(?m)^[ \t]*\d+[.)](?:[ \t]|$)").expect("valid regex");
+    static MARKER: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"(?m)^[ \t]*\d+[.)](?:[ \t]|$)").expect("valid regex"));
+    let (re, marker) = (&*NUMBER, &*MARKER);
     let unlisted;
     let output = if marker.find_iter(output).count() >= 2 {
         unlisted = marker.replace_all(output, "");
