@@ -61,6 +61,41 @@ macro_rules! config_section {
             }
         }
     };
+    // A section that embeds another one's fields under its own keys (`..name: Type = default` last):
+    // the shared training-loop settings every stage section carries.
+    (
+        $(#[doc = $sdoc:literal])*
+        pub struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])+
+                $field:ident : $ty:ty = $default:expr,
+            )*
+            ..$flat:ident : $fty:ty = $fdefault:expr $(,)?
+        }
+    ) => {
+        $(#[doc = $sdoc])*
+        // No `deny_unknown_fields`: serde does not support it beside `flatten`. Unknown keys are still
+        // refused, by `load` checking every key against the defaults tree before deserialising.
+        #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $( $(#[doc = $doc])+ pub $field: $ty, )*
+            #[serde(flatten)]
+            pub $flat: $fty,
+        }
+        impl Default for $name {
+            fn default() -> Self {
+                Self { $( $field: $default, )* $flat: $fdefault }
+            }
+        }
+        impl $crate::config::Documented for $name {
+            fn docs() -> Vec<(String, &'static str)> {
+                let mut out = vec![ $( (stringify!($field).to_string(), concat!($($doc, "\n"),+).trim()), )* ];
+                out.extend(<$fty as $crate::config::Documented>::docs());
+                out
+            }
+        }
+    };
 }
 
 /// Declares a root configuration made of sections, each a [`Documented`] struct.
@@ -86,6 +121,36 @@ macro_rules! config_root {
                         out.push((format!("{}.{}", stringify!($field), k), d));
                     }
                 )*
+                out
+            }
+        }
+    };
+    // A root whose sections continue in another root (`..name: Type` last), e.g. one section per
+    // registered training stage.
+    (
+        $(#[doc = $sdoc:literal])*
+        pub struct $name:ident {
+            $( $(#[doc = $doc:literal])* $field:ident : $ty:ty, )*
+            ..$flat:ident : $fty:ty $(,)?
+        }
+    ) => {
+        $(#[doc = $sdoc])*
+        #[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+            #[serde(flatten)]
+            pub $flat: $fty,
+        }
+        impl $crate::config::Documented for $name {
+            fn docs() -> Vec<(String, &'static str)> {
+                let mut out = Vec::new();
+                $(
+                    for (k, d) in <$ty as $crate::config::Documented>::docs() {
+                        out.push((format!("{}.{}", stringify!($field), k), d));
+                    }
+                )*
+                out.extend(<$fty as $crate::config::Documented>::docs());
                 out
             }
         }
@@ -358,6 +423,59 @@ mod tests {
             inner: Inner,
             other: Other,
         }
+    }
+
+    crate::config_section! {
+        /// Shared part.
+        pub struct Shared {
+            /// Steps.
+            steps: u64 = 10,
+            /// Rate.
+            lr: f64 = 0.5,
+        }
+    }
+    crate::config_section! {
+        /// A section embedding the shared part.
+        pub struct WithShared {
+            /// Own field.
+            own: usize = 1,
+            ..shared: Shared = Shared { steps: 300, ..Shared::default() },
+        }
+    }
+    crate::config_root! {
+        /// Sections continued elsewhere.
+        pub struct Tail {
+            a: WithShared,
+        }
+    }
+    crate::config_root! {
+        /// Root with a flattened tail.
+        pub struct Outer {
+            other: Other,
+            ..tail: Tail,
+        }
+    }
+
+    #[test]
+    fn flattened_fields_keep_their_keys() {
+        let c: Outer = from_overrides(&s(&["a.steps=7", "a.own=2", "other.seed=1"])).unwrap();
+        assert_eq!((c.tail.a.shared.steps, c.tail.a.own, c.other.seed), (7, 2, 1));
+        assert_eq!(c.tail.a.shared.lr, 0.5, "the embedded default is kept");
+        assert_eq!(Outer::default().tail.a.shared.steps, 300, "the embedding section's default wins");
+        let keys: Vec<String> = Outer::docs().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["other.seed", "a.own", "a.steps", "a.lr"]);
+        let e = from_overrides::<Outer>(&s(&["a.stepz=7"])).unwrap_err().to_string();
+        assert!(e.contains("unknown key `a.stepz`") && e.contains("a.steps"), "{e}");
+        let e = from_overrides::<Outer>(&s(&["a.steps=x"])).unwrap_err().to_string();
+        assert!(e.contains("`a.steps` expects an integer"), "{e}");
+        let text = to_commented_toml(&c);
+        assert!(text.contains("# Steps.\nsteps = 7"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(load::<Outer>(Some(&p), &[]).unwrap(), c);
+        let t = table(&c);
+        assert!(t.contains("a.steps") && t.contains("7"), "{t}");
     }
 
     fn s(v: &[&str]) -> Vec<String> {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod corpus;
 pub mod error;
 pub mod hash;
+pub mod kinds;
 pub mod pairs;
 pub mod prepare;
 pub mod progress;
@@ -16,5 +17,7 @@ pub mod read;
 pub mod sft;
 pub mod shards;
 pub mod tokenizer;
+pub mod unpaired;
 
 pub use error::{DataError, Location};
+pub use kinds::{DataKind, RecordFormat};

@@ -1,5 +1,5 @@
 //! Generation tasks: each prompt is completed by the project's sampler (`hone_model::sample`) and the
-//! output scored by a `hone_world::score::Scorer` (exact match, contains, number with GSM8K's
+//! output scored by a `hone_tasks::score::Scorer` (exact match, contains, number with GSM8K's
 //! `#### N`, regex, refusal, "I don't know", format checks, consistency across samples). Prompts are
 //! rendered by the checkpoint's chat template, or given as plain text after BOS for base models.
 
@@ -9,8 +9,8 @@ use anyhow::Result;
 use hone_data::chat::{ChatTemplate, Message};
 use hone_data::tokenizer::Tokenizer;
 use hone_model::{Llama, SampleConfig, generate};
-use hone_world::score::Scorer;
-use hone_world::tasks::Generate;
+use hone_tasks::score::Scorer;
+use hone_tasks::tasks::Generate;
 
 /// Sampling settings of a task: the task file's `max_new_tokens`, `temperature` and `stop`, unless the
 /// user set that `[sample]` field (to a value other than its default), which then wins; the other

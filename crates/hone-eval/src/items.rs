@@ -5,7 +5,7 @@
 use crate::source::{Record, get, scalar_text};
 use anyhow::Result;
 use hone_data::read::json_kind;
-use hone_world::tasks::{Generate, MultipleChoice, Rolling};
+use hone_tasks::tasks::{Generate, MultipleChoice, Rolling};
 use serde_json::Value;
 
 /// A multiple-choice item: `context` is followed by each of `choices`.

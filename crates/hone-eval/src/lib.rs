@@ -1,5 +1,5 @@
 //! hone-eval: evaluation of a checkpoint on tasks described by task files (the world's format,
-//! `hone_world::tasks::TaskFile`, modelled on lm-evaluation-harness):
+//! `hone_tasks::tasks::TaskFile`, modelled on lm-evaluation-harness):
 //!
 //! - `loglikelihood_rolling`: held-out loss, perplexity and bits per byte ([`rolling`]);
 //! - `multiple_choice`: `acc`, `acc_norm`, Brier score and calibration error from choice
@@ -9,18 +9,18 @@
 //! [`run_task`] evaluates one task and returns a [`TaskResult`] (metrics with 95% intervals and every
 //! item's record); [`compare::compare`] tells whether a model is worse than another beyond noise.
 
-pub mod compare;
 pub mod config;
 pub mod generate;
 pub mod items;
 pub mod loglik;
 pub mod mc;
-pub mod metrics;
-pub mod result;
 pub mod rolling;
 pub mod source;
 pub mod spec;
-pub mod table;
+
+/// Results, their statistics and comparison live in `hone-tasks` (no tensors), where the report reads
+/// them too.
+pub use hone_tasks::{compare, metrics, result, table};
 
 pub use config::EvalConfig;
 pub use result::{ChoiceScore, ItemRecord, Metric, TaskResult, load_results};

@@ -4,7 +4,7 @@
 
 use crate::source::{Record, read_records};
 use anyhow::{Context, Result, bail};
-use hone_world::tasks::TaskFile;
+use hone_tasks::tasks::TaskFile;
 use std::path::{Path, PathBuf};
 
 /// A task file and where it is (its `source` is relative to it).

@@ -10,7 +10,7 @@ use hone_eval::{EvalOptions, Subject, TaskResult, TaskSpec, compare, mc, metrics
 use hone_model::burn::tensor::Tensor;
 use hone_model::llama::{ids_tensor, token_log_probs};
 use hone_model::{Llama, ModelConfig};
-use hone_world::tasks::TaskFile;
+use hone_tasks::tasks::TaskFile;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -380,7 +380,7 @@ fn shipped_arc_and_blimp_tasks_load_and_evaluate() {
         let it = hone_eval::items::gen_item(r, g, None).unwrap();
         assert!(it.prompt.starts_with("Question: ") && it.prompt.ends_with("\nAnswer:"));
         let answer = it.targets[0].rsplit("####").next().unwrap().trim().replace(',', "");
-        let s = hone_world::Scorer::Number.score(&format!("So the answer is {answer}."), &it.record);
+        let s = hone_tasks::Scorer::Number.score(&format!("So the answer is {answer}."), &it.record);
         assert_eq!(s.score, 1.0, "{}: {:?}", it.id, s);
     }
 }

@@ -548,8 +548,7 @@ fn mask_tensor(
             }
         }
     }
-    let plain = device.clone().without_autodiff();
-    Tensor::<4>::from_data(TensorData::new(m, [rows, 1, seq, kv]), &plain).autodiff_like(device)
+    constant(m, [rows, 1, seq, kv], device)
 }
 
 impl Attention {
@@ -656,9 +655,7 @@ fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
             sin.push(angle.sin() as f32);
         }
     }
-    let plain = device.clone().without_autodiff();
-    let t = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [n, hd]), &plain).autodiff_like(device);
-    (t(cos), t(sin))
+    (constant(cos, [n, hd], device), constant(sin, [n, hd], device))
 }
 
 /// Log-probability of each target token: `logits [batch, seq, vocab]`, `targets [batch, seq]` →
@@ -693,13 +690,10 @@ pub fn ids_tensor(ids: &[u32], batch: usize, seq: usize, device: &Device) -> Ten
     Tensor::<2, Int>::from_data(TensorData::new(v, [batch, seq]), device)
 }
 
-trait AutodiffLike {
-    fn autodiff_like(self, device: &Device) -> Self;
-}
-
-impl<const D: usize> AutodiffLike for Tensor<D> {
-    /// Constants live on the plain device and join autodiff graphs as untracked inputs.
-    fn autodiff_like(self, device: &Device) -> Self {
-        if device.is_autodiff() { self.autodiff() } else { self }
-    }
+/// A constant f32 tensor `shape` on `device`: made on the plain device, and joining autodiff graphs as
+/// an untracked input (it records no gradient) when `device` is an autodiff device.
+pub fn constant<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    let plain = device.clone().without_autodiff();
+    let t = Tensor::<D>::from_data(TensorData::new(values, shape), &plain);
+    if device.is_autodiff() { t.autodiff() } else { t }
 }

@@ -2,7 +2,6 @@
 //! shown is exactly what was scored): a few items of each generation task, in a fixed order of
 //! behaviours, with every stage's output and whether the scorer accepted it.
 
-use crate::STAGES;
 use crate::gather::RunFacts;
 
 /// Generation tasks worth reading side by side, most telling first. Others follow in name order.
@@ -39,7 +38,7 @@ pub struct AnswerSet {
 /// Up to `per_task` items of each generation task, chosen by item id so every stage shows the same
 /// prompts.
 pub fn side_by_side(facts: &RunFacts, per_task: usize) -> Vec<AnswerSet> {
-    let stages: Vec<(&str, &str)> = STAGES.iter().copied().filter(|(s, _)| facts.evals.contains_key(*s)).collect();
+    let stages: Vec<(&str, &str)> = facts.columns.iter().map(|(s, l)| (s.as_str(), l.as_str())).collect();
     let mut tasks: Vec<String> = Vec::new();
     for (s, _) in &stages {
         for r in &facts.evals[*s] {

@@ -2,8 +2,9 @@
 //! numbers, and the evaluation results per stage. Missing pieces are simply absent (a report can be
 //! written after any stage); unreadable ones are errors naming the file.
 
-use hone_eval::result::{TaskResult, load_results};
-use hone_train::metrics::read_series;
+use crate::ReportStage;
+use hone_metrics::read_series;
+use hone_tasks::result::{TaskResult, load_results};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub struct RunFacts {
     pub model_params: Option<usize>,
     /// Stages with a folder in the run, in pipeline order.
     pub stages: Vec<StageFacts>,
+    /// The policy stages with an evaluation, in order: the report's columns as (name, label).
+    pub columns: Vec<(String, String)>,
     /// Evaluation results per stage name.
     pub evals: BTreeMap<String, Vec<TaskResult>>,
     /// Wall seconds per step of the pipeline (`timings.json`, written by `hone run`).
@@ -50,9 +53,6 @@ pub struct StageFacts {
     pub curve_svg: Option<PathBuf>,
 }
 
-/// Every stage the report knows, in pipeline order.
-pub const ALL_STAGES: &[&str] = &["pretrain", "sft", "reward", "dpo", "rl"];
-
 fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?)),
@@ -62,7 +62,7 @@ fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {
 }
 
 /// Reads the run directory.
-pub fn gather(run_dir: &Path) -> anyhow::Result<RunFacts> {
+pub fn gather(run_dir: &Path, known: &[ReportStage]) -> anyhow::Result<RunFacts> {
     anyhow::ensure!(run_dir.is_dir(), "{}: no such run directory", run_dir.display());
     let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let config_toml = std::fs::read_to_string(run_dir.join("config.toml")).ok();
@@ -71,7 +71,8 @@ pub fn gather(run_dir: &Path) -> anyhow::Result<RunFacts> {
     let metrics = run_dir.join("metrics.jsonl");
     let mut stages = Vec::new();
     let mut model = None;
-    for &stage in ALL_STAGES {
+    let mut model_params = None;
+    for stage in known.iter().map(|s| s.name.as_str()) {
         let dir = run_dir.join(stage);
         if !dir.is_dir() {
             continue;
@@ -83,6 +84,7 @@ pub fn gather(run_dir: &Path) -> anyhow::Result<RunFacts> {
             && let Some(c) = final_ckpt.as_ref().or(latest.as_ref())
         {
             model = read_json(&c.dir.join("config.json"))?;
+            model_params = count_params(&c.dir.join("model.safetensors"))?;
         }
         let train_loss = read_series(&metrics, stage, "train", "loss");
         let mut tps: Vec<f64> = read_series(&metrics, stage, "train", "tokens_per_s")
@@ -95,7 +97,7 @@ pub fn gather(run_dir: &Path) -> anyhow::Result<RunFacts> {
         let curve_svg = if train_loss.is_empty() {
             None
         } else {
-            hone_train::plot::loss_curve(&metrics, stage, &dir)?
+            hone_metrics::loss_curve(&metrics, stage, &dir)?
                 .into_iter()
                 .find(|p| p.extension().is_some_and(|e| e == "svg"))
         };
@@ -111,12 +113,8 @@ pub fn gather(run_dir: &Path) -> anyhow::Result<RunFacts> {
             curve_svg,
         });
     }
-    let model_params = model
-        .as_ref()
-        .and_then(|m| serde_json::from_value::<hone_model::LlamaConfig>(m.clone()).ok())
-        .map(|c| c.num_params());
     let mut evals = BTreeMap::new();
-    for &stage in ALL_STAGES {
+    for stage in known.iter().filter(|s| s.policy).map(|s| s.name.as_str()) {
         let dir = run_dir.join("eval").join(stage);
         if dir.is_dir() {
             let results = load_results(&dir)?;
@@ -129,7 +127,13 @@ pub fn gather(run_dir: &Path) -> anyhow::Result<RunFacts> {
         Some(Value::Object(o)) => o.into_iter().filter_map(|(k, v)| v.as_f64().map(|x| (k, x))).collect(),
         _ => Vec::new(),
     };
+    let columns = known
+        .iter()
+        .filter(|s| s.policy && evals.contains_key(&s.name))
+        .map(|s| (s.name.clone(), s.label.clone()))
+        .collect();
     Ok(RunFacts {
+        columns,
         run_dir: run_dir.to_path_buf(),
         name,
         config_toml,
@@ -160,4 +164,37 @@ fn last_eval(metrics: &Path, stage: &str) -> Vec<(String, f64)> {
         .filter(|(k, _)| !matches!(k.as_str(), "stage" | "kind" | "step"))
         .filter_map(|(k, v)| v.as_f64().map(|x| (k, x)))
         .collect()
+}
+
+/// The number of parameters in a weights file, from its header alone (the tensors' shapes), so the
+/// report needs no model code; `None` when the file is absent.
+fn count_params(path: &Path) -> anyhow::Result<Option<usize>> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+    };
+    let bad = |what: &str| anyhow::anyhow!("{}: not a safetensors file ({what})", path.display());
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|_| bad("shorter than its 8-byte header length"))?;
+    let len = u64::from_le_bytes(len);
+    let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    // A header cannot be longer than the file that holds it: never allocate what a file merely claims.
+    if len > file_len.saturating_sub(8) || len > 100 << 20 {
+        return Err(bad(&format!("header length {len} exceeds the file")));
+    }
+    let mut header = vec![0u8; len as usize];
+    f.read_exact(&mut header).map_err(|_| bad("truncated header"))?;
+    let v: Value = serde_json::from_slice(&header).map_err(|e| bad(&format!("header is not JSON: {e}")))?;
+    let Value::Object(o) = v else { return Err(bad("header is not a JSON object")) };
+    let n = o
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(_, t)| {
+            t["shape"].as_array().map(|s| s.iter().map(|d| d.as_u64().unwrap_or(0) as usize).product::<usize>())
+        })
+        .sum::<Option<usize>>()
+        .ok_or_else(|| bad("a tensor without a shape"))?;
+    Ok(Some(n))
 }

@@ -12,12 +12,19 @@ mod table;
 
 pub use answers::{Answer, AnswerSet, side_by_side};
 pub use gather::{RunFacts, StageFacts, gather};
+
 pub use table::{Cell, Change, Row, StageTable, build_table};
 
 use std::path::{Path, PathBuf};
 
-/// Policy stages in pipeline order, with the label the report gives each.
-pub const STAGES: &[(&str, &str)] = &[("pretrain", "base"), ("sft", "sft"), ("dpo", "dpo"), ("rl", "rl")];
+/// A training stage as the report shows it: its folder name, its column label, and whether it is a
+/// policy (evaluated, a column) or a model other stages use. The caller passes the stage registry's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportStage {
+    pub name: String,
+    pub label: String,
+    pub policy: bool,
+}
 
 /// The files written.
 #[derive(Debug, Clone)]
@@ -26,9 +33,9 @@ pub struct ReportFiles {
     pub html: PathBuf,
 }
 
-/// Writes `<run_dir>/report/report.md` and `report.html`.
-pub fn write_report(run_dir: &Path) -> anyhow::Result<ReportFiles> {
-    let facts = gather(run_dir)?;
+/// Writes `<run_dir>/report/report.md` and `report.html` about `stages` (in order).
+pub fn write_report(run_dir: &Path, stages: &[ReportStage]) -> anyhow::Result<ReportFiles> {
+    let facts = gather(run_dir, stages)?;
     let table = build_table(&facts);
     let out = run_dir.join("report");
     std::fs::create_dir_all(&out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;

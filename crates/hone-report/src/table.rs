@@ -6,9 +6,8 @@
 //! the same test as a two-proportion z-test for the Wilson intervals of rates, and it reads the same
 //! way for bootstrapped means.
 
-use crate::STAGES;
 use crate::gather::RunFacts;
-use hone_eval::result::Metric;
+use hone_tasks::result::Metric;
 
 /// One stage's value of a metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,11 +85,7 @@ fn cell(m: &Metric) -> Cell {
 
 /// Builds the table from the evaluations found in the run.
 pub fn build_table(facts: &RunFacts) -> StageTable {
-    let columns: Vec<(String, String)> = STAGES
-        .iter()
-        .filter(|(s, _)| facts.evals.contains_key(*s))
-        .map(|(s, l)| (s.to_string(), l.to_string()))
-        .collect();
+    let columns = facts.columns.clone();
     // Rows in the order tasks and metrics first appear, walking the stages in order.
     let mut keys: Vec<(String, String, Option<String>)> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();

@@ -1,7 +1,7 @@
 //! The report of a small fabricated run: the stage table carries values and judged changes, the side
 //! by side shows the same prompt for every stage, and the HTML is self-contained and escaped.
 
-use hone_eval::result::{ItemRecord, Metric, TaskResult};
+use hone_tasks::result::{ItemRecord, Metric, TaskResult};
 use std::path::Path;
 
 fn metric(name: &str, value: f64, half: f64, n: usize, up: bool) -> Metric {
@@ -114,8 +114,8 @@ fn report_shows_changes_regressions_and_answers() {
     );
     save(result("world_format_json", "sft", vec![metric("format_rate", 0.34, 0.09, 100, true)], "{}", true), "sft");
 
-    let files = hone_report::write_report(&run).unwrap();
-    let facts = hone_report::gather(&run).unwrap();
+    let files = hone_report::write_report(&run, &stages()).unwrap();
+    let facts = hone_report::gather(&run, &stages()).unwrap();
     let table = hone_report::build_table(&facts);
     assert_eq!(table.columns.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(), ["base", "sft"]);
     let row = |t: &str| table.rows.iter().find(|r| r.task == t).unwrap();
@@ -140,4 +140,12 @@ fn report_shows_changes_regressions_and_answers() {
     assert!(html.contains("&lt;Krigei&gt;") && !html.contains("<Krigei>"), "text is escaped");
     assert!(html.contains("<svg") && !html.contains("<script"), "curves inline, no scripts");
     assert!(html.contains("class=\"num worse\"") && html.contains("class=\"num better\""));
+}
+
+/// The stages the tests know: a base, a model stage that is not a policy, and two policy stages.
+fn stages() -> Vec<hone_report::ReportStage> {
+    [("pretrain", "base", true), ("reward", "reward", false), ("sft", "sft", true), ("dpo", "dpo", true)]
+        .iter()
+        .map(|(n, l, p)| hone_report::ReportStage { name: n.to_string(), label: l.to_string(), policy: *p })
+        .collect()
 }

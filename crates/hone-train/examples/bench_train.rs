@@ -15,7 +15,7 @@
 
 use hone_model::burn::tensor::{Device, Distribution, Tensor};
 use hone_model::{Llama, ModelConfig};
-use hone_train::pretrain::PretrainTask;
+use hone_train::stages::pretrain::PretrainTask;
 use hone_train::{LoopSettings, OptimConfig, PretrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -71,7 +71,13 @@ fn main() -> anyhow::Result<()> {
     };
     let cfg = mc.resolve(None)?;
     let device = hone_model::device::select_autodiff(&device_name)?;
-    let pre = PretrainConfig { steps: (steps + warmup) as u64, batch_size: batch, seq_len: seq, ..Default::default() };
+    let mut pre = PretrainConfig { batch_size: batch, seq_len: seq, ..Default::default() };
+    pre.run.steps = (steps + warmup) as u64;
+    let optimizer = match optimizer.as_str() {
+        "muon" => hone_train::config::OptimizerKind::Muon,
+        "adamw" => hone_train::config::OptimizerKind::Adamw,
+        other => anyhow::bail!("--optimizer {other}: use adamw or muon"),
+    };
     let optim = OptimConfig { optimizer, warmup_steps: 1, ..OptimConfig::default() };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let data: Vec<u32> = (0..(batch * (seq + 1) * (steps + warmup) * 4).max(100_000))

@@ -5,7 +5,8 @@
 
 use hone_data::config_root;
 use hone_model::ModelConfig;
-use hone_train::{OptimConfig, PretrainConfig, PretrainOptions, run_pretrain};
+use hone_train::stage::StageContext;
+use hone_train::{OptimConfig, PretrainConfig, run_pretrain};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -34,8 +35,14 @@ fn main() -> anyhow::Result<()> {
         PathBuf::from(positional.first().ok_or_else(|| anyhow::anyhow!("usage: pretrain RUN_DIR [CONFIG.toml]"))?);
     let cfg: PretrainRoot = hone_data::config::load(positional.get(1).map(Path::new), &sets)?;
     eprintln!("{}", hone_data::config::table(&cfg));
-    let opts = PretrainOptions { progress: std::io::stderr().is_terminal(), stop: None };
-    let r = run_pretrain(&cfg.model, &cfg.optim, &cfg.pretrain, &run_dir, &opts)?;
+    let ctx = StageContext {
+        run_dir,
+        optim: &cfg.optim,
+        model: &cfg.model,
+        progress: std::io::stderr().is_terminal(),
+        stop: None,
+    };
+    let r = run_pretrain(&cfg.pretrain, &ctx)?;
     println!("{}", hone_train::trainer::fmt_metrics(&r.summary.last_eval));
     Ok(())
 }

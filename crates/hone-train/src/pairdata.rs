@@ -3,10 +3,15 @@
 //! training and held-out pairs. Rows are padded to one fixed length for the whole data set, so a
 //! pair's numbers do not depend on which other pairs share its batch.
 
-use crate::sft::Example;
+use crate::batch::Example;
+use crate::stage::Opened;
+use burn::tensor::Tensor;
 use hone_data::chat::ChatTemplate;
-use hone_data::pairs::{Pair, encode_reply};
+use hone_data::pairs::{Pair, encode_reply, read_pairs};
 use hone_data::tokenizer::Tokenizer;
+use hone_model::Llama;
+use hone_model::llama::{constant, ids_tensor, token_log_probs};
+use std::path::PathBuf;
 
 /// The two sides of a pair; `mask` marks the reply's tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,4 +127,56 @@ impl PairRows {
     pub fn counts(&self) -> Vec<f32> {
         self.weights.chunks(self.seq).map(|w| w.iter().sum()).collect()
     }
+}
+
+/// Sequence log-probabilities `[rows]` of the reply tokens: sums, or means when `averaged`.
+pub fn sequence_logps(model: &Llama, rows: &PairRows, averaged: bool) -> Tensor<1> {
+    let d = model.device();
+    let logits = model.forward(ids_tensor(&rows.inputs, rows.rows, rows.seq, d)); // [rows, seq, vocab]
+    let logp = token_log_probs(logits, ids_tensor(&rows.targets, rows.rows, rows.seq, d)); // [rows, seq]
+    let w = constant(rows.weights.clone(), [rows.rows, rows.seq], d); // [rows, seq]
+    let sums = (logp * w).sum_dim(1).reshape([rows.rows]); // [rows]
+    if averaged { sums / constant(rows.counts(), [rows.rows], d) } else { sums }
+}
+
+/// Reads and encodes the pairs of a preference stage from `paths` (and the held-out file `eval`,
+/// else a `val_fraction` split); returns the data and lines to print.
+#[allow(clippy::too_many_arguments)]
+pub fn load_pairs(
+    stage: &str,
+    paths: &[PathBuf],
+    eval: Option<PathBuf>,
+    format: &str,
+    skip_invalid: bool,
+    opened: &Opened,
+    max_len: usize,
+    val_fraction: f64,
+    seed: u64,
+) -> anyhow::Result<(PairData, Vec<String>)> {
+    let train = read_pairs(paths, format, skip_invalid)?;
+    let val = match &eval {
+        Some(p) => read_pairs(std::slice::from_ref(p), format, skip_invalid)?,
+        None => Default::default(),
+    };
+    let d = encode_pairs(&train.items, &val.items, &opened.tokenizer, &opened.template, max_len, val_fraction, seed)?;
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    anyhow::ensure!(!d.train.is_empty(), "{stage}: no training pairs in {}", names.join(", "));
+    let mut notes = vec![format!(
+        "{stage}: {} training pairs, {} held out{}",
+        d.train.len(),
+        d.val.len(),
+        eval.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default()
+    )];
+    let skipped = train.skipped + val.skipped;
+    if skipped > 0 {
+        let ex: Vec<String> = train.skip_examples.iter().chain(&val.skip_examples).take(3).cloned().collect();
+        notes.push(format!("{stage}: {skipped} bad records skipped, e.g. {}", ex.join("; ")));
+    }
+    if d.truncated > 0 {
+        notes.push(format!("{stage}: warning: {} pairs cut to {stage}.max_len = {max_len} tokens", d.truncated));
+    }
+    if d.dropped > 0 {
+        notes.push(format!("{stage}: warning: {} pairs dropped: no reply token within {stage}.max_len", d.dropped));
+    }
+    Ok((d, notes))
 }

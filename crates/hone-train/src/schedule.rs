@@ -1,7 +1,7 @@
 //! Learning-rate schedules as a multiplier of the peak rate: linear warmup, then cosine decay,
 //! warmup-stable-decay (WSD, as in MiniCPM), or constant.
 
-use crate::config::OptimConfig;
+use crate::config::{OptimConfig, ScheduleKind};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Shape {
@@ -20,11 +20,10 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn from_config(c: &OptimConfig, total_steps: u64) -> anyhow::Result<Schedule> {
-        let shape = match c.schedule.as_str() {
-            "cosine" => Shape::Cosine,
-            "wsd" => Shape::Wsd { decay_fraction: c.decay_fraction },
-            "constant" => Shape::Constant,
-            other => anyhow::bail!("optim.schedule: `{other}` is not one of cosine, wsd, constant"),
+        let shape = match c.schedule {
+            ScheduleKind::Cosine => Shape::Cosine,
+            ScheduleKind::Wsd => Shape::Wsd { decay_fraction: c.decay_fraction },
+            ScheduleKind::Constant => Shape::Constant,
         };
         Ok(Schedule { shape, warmup_steps: c.warmup_steps, total_steps, min_ratio: c.min_lr_ratio })
     }

@@ -1,18 +1,276 @@
-//! What the post-training stages (SFT, DPO, reward, RL) share: where a stage's starting weights come
-//! from (an explicit checkpoint, else the previous stage's `final` in the same run), the loop settings every stage section
-//! carries, the optimizer settings a stage overrides, and the run of the loop itself.
+//! What every training stage is to the rest of hone: a [`StageDef`] (its name, the stages it may start
+//! from, its config section, the data it reads, its cost, how it runs) registered once in
+//! [`crate::stages`]. The pipeline, the CLI, the report and the predecessor check read the registry
+//! through the object-safe [`Stage`]; nothing else names a stage.
+//!
+//! Also what the stages share: the loop settings every section embeds ([`LoopConfig`], and
+//! [`StageConfig`] for stages that start from a checkpoint), where the starting weights come from,
+//! and the one run body ([`train_stage`]).
 
 use crate::config::OptimConfig;
+use crate::stages::StageSections;
 use crate::trainable::Trainable;
 use crate::trainer::{LoopSettings, RunSummary, Task, Trainer, fmt_metrics};
 use burn::tensor::Device;
 use hone_data::checkpoint::CheckpointDir;
+use hone_data::config::Documented;
+use hone_model::ModelConfig;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+pub use hone_data::DataKind;
 pub use hone_model::load::LoadedModel as Opened;
+
+hone_data::config_section! {
+    /// The loop settings every training stage carries under its own section's keys.
+    pub struct LoopConfig {
+        /// Optimizer steps.
+        steps: u64 = 100,
+        /// Micro-batches accumulated into one optimizer step.
+        grad_accum: usize = 1,
+        /// Held-out evaluation every N steps (and at the end); 0 = only at the end.
+        eval_every: u64 = 50,
+        /// Checkpoint every N steps (and at the end); 0 = only at the end.
+        checkpoint_every: u64 = 100,
+        /// Checkpoints kept (the newest) besides the final one.
+        keep_last: usize = 2,
+        /// A metrics line every N steps.
+        log_every: u64 = 10,
+        /// Seed of the stage's randomness: initial weights or head, data order, held-out split, sampling.
+        seed: u64 = 0,
+        /// Device: `cpu` (burn Flex), `cuda[:N]` or `wgpu` (when built with those features).
+        device: String = "cpu".to_string(),
+    }
+}
+
+hone_data::config_section! {
+    /// What a stage that starts from a trained model carries: where it starts, its data, its learning
+    /// rate, and the loop settings.
+    pub struct StageConfig {
+        /// Starting checkpoint or stage folder; empty = the final checkpoint of the first stage in this
+        /// stage's `starts_from` list (`hone <stage> --help`) that the run has.
+        init: String = String::new(),
+        /// Data files or folders; empty = the built-in world's file for this stage when the run has a
+        /// world (`<run dir>/world/`).
+        data: Vec<String> = Vec::new(),
+        /// Held-out file; empty = the world's held-out file for this stage when `data` is the world's,
+        /// else a `val_fraction` split of `data`.
+        eval_data: String = String::new(),
+        /// Peak learning rate (replaces `optim.lr` for this stage and scales `optim.muon_lr` by the same
+        /// factor).
+        lr: f64 = 1e-4,
+        /// Warmup steps (replaces `optim.warmup_steps` for this stage).
+        warmup_steps: u64 = 10,
+        ..run: LoopConfig = LoopConfig::default(),
+    }
+}
+
+impl LoopConfig {
+    pub fn validate(&self, stage: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(self.steps > 0, "{stage}.steps must be positive");
+        anyhow::ensure!(self.grad_accum > 0, "{stage}.grad_accum must be positive");
+        anyhow::ensure!(self.keep_last > 0, "{stage}.keep_last must be positive");
+        Ok(())
+    }
+
+    /// The trainer's settings for stage `stage`; `config` (anything serialisable: the resolved
+    /// sections) is hashed into the checkpoints so a resume under other settings is flagged.
+    pub fn settings(&self, stage: &str, config: &impl Serialize, progress: bool) -> LoopSettings {
+        LoopSettings {
+            stage: stage.into(),
+            steps: self.steps,
+            grad_accum: self.grad_accum,
+            eval_every: self.eval_every,
+            checkpoint_every: self.checkpoint_every,
+            keep_last: self.keep_last,
+            log_every: self.log_every,
+            seed: self.seed,
+            config_hash: config_hash(config),
+            progress,
+            extra_files: Vec::new(),
+        }
+    }
+}
+
+impl StageConfig {
+    pub fn validate(&self, stage: &str) -> anyhow::Result<()> {
+        self.run.validate(stage)?;
+        anyhow::ensure!(self.lr > 0.0 && self.lr.is_finite(), "{stage}.lr must be positive");
+        Ok(())
+    }
+
+    /// `optim` with this stage's learning rate and warmup. The stage's `lr` replaces `optim.lr` and
+    /// scales `optim.muon_lr` by the same factor: Muon's orthogonalised update has a fixed size
+    /// whatever the gradient's, so an unscaled pretraining `muon_lr` would move the hidden matrices
+    /// of a fine-tuning stage as far per step as pretraining did and wipe out what the model learnt.
+    pub fn optim(&self, optim: &OptimConfig) -> OptimConfig {
+        OptimConfig {
+            lr: self.lr,
+            muon_lr: optim.muon_lr * self.lr / optim.lr,
+            warmup_steps: self.warmup_steps,
+            ..optim.clone()
+        }
+    }
+
+    /// The data files as paths (folders expanded).
+    pub fn data_paths(&self, stage: &str) -> anyhow::Result<Vec<PathBuf>> {
+        anyhow::ensure!(
+            !self.data.is_empty(),
+            "{stage}.data is empty: name the data files (`--data FILE` or `--set {stage}.data=[...]`), or run \
+             `hone world generate` into the run folder for the built-in world's"
+        );
+        Ok(hone_data::read::expand_inputs(&self.data)?)
+    }
+
+    /// The held-out file, when one is set.
+    pub fn eval_path(&self) -> Option<PathBuf> {
+        (!self.eval_data.is_empty()).then(|| PathBuf::from(&self.eval_data))
+    }
+}
+
+/// What a stage is for, which decides where it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A language model: evaluated after it runs and a column of the report.
+    Policy,
+    /// A model other stages use (the reward model): trained and reported, not evaluated as a policy.
+    Auxiliary,
+}
+
+/// A stage's description, read by the pipeline, the CLI and the report.
+#[derive(Debug, Clone, Copy)]
+pub struct StageInfo {
+    /// The name of everything about the stage: pipeline key, subcommand, config section, run-folder
+    /// subfolder, metrics `stage`, report column.
+    pub name: &'static str,
+    /// One line for `hone --help`.
+    pub about: &'static str,
+    /// Stages whose final checkpoint it may start from, in order of preference; empty = it starts
+    /// from scratch.
+    pub starts_from: &'static [&'static str],
+    /// Other steps whose output it reads (their keys chain into its key), e.g. a reward model.
+    pub reads: &'static [&'static str],
+    pub role: Role,
+    /// The report's column label.
+    pub label: &'static str,
+    /// The kind of data its `data` setting reads, which the built-in world supplies by default.
+    pub data: Option<DataKind>,
+}
+
+/// How a stage run reports and can be stopped, and what it shares with the other stages.
+#[derive(Clone)]
+pub struct StageContext<'a> {
+    pub run_dir: PathBuf,
+    pub optim: &'a OptimConfig,
+    /// The `[model]` section (the architecture a stage that starts from scratch builds).
+    pub model: &'a ModelConfig,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+    /// Stop flag; `None` installs the Ctrl-C handler.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// What a stage did.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    pub summary: RunSummary,
+    pub stage_dir: PathBuf,
+    /// The checkpoint the stage started from (`None`: from scratch).
+    pub init: Option<PathBuf>,
+    /// The step training resumed from, if it did.
+    pub resumed_from: Option<u64>,
+    /// Lines worth printing about the data (counts, truncations, skips).
+    pub notes: Vec<String>,
+}
+
+/// A training stage, typed: one file under `stages/` implements it and one line registers it.
+pub trait StageDef: Sync + 'static {
+    /// Its config section (`[<name>]`).
+    type Config: Documented + Clone + std::fmt::Debug + PartialEq;
+    const INFO: StageInfo;
+    /// The shared settings inside its section, for stages that start from a checkpoint.
+    fn common(cfg: &Self::Config) -> Option<&StageConfig>;
+    fn common_mut(cfg: &mut Self::Config) -> Option<&mut StageConfig>;
+    fn validate(cfg: &Self::Config) -> anyhow::Result<()>;
+    /// Tokens the stage processes in all (forward passes of training rows, samples, reference passes),
+    /// for the pipeline's time estimate.
+    fn estimate_tokens(cfg: &Self::Config) -> f64;
+    fn run(cfg: &Self::Config, ctx: &StageContext) -> anyhow::Result<StageReport>;
+    /// The config overrides that `--model` and `--data` on its subcommand stand for.
+    fn flag_overrides(model: Option<&Path>, data: &[String]) -> anyhow::Result<Vec<String>> {
+        let name = Self::INFO.name;
+        let mut out = Vec::new();
+        if let Some(m) = model {
+            anyhow::ensure!(!Self::INFO.starts_from.is_empty(), "{name} starts from scratch: --model does not apply");
+            out.push(format!("{name}.init={}", toml::Value::String(m.display().to_string())));
+        }
+        if !data.is_empty() {
+            let quoted: Vec<String> = data.iter().map(|s| toml::Value::String(s.clone()).to_string()).collect();
+            out.push(format!("{name}.data=[{}]", quoted.join(", ")));
+        }
+        Ok(out)
+    }
+}
+
+/// Where a stage's section is in the whole config: implemented by its registry line.
+pub trait Sectioned: StageDef {
+    /// The registry key (the section's name), which must equal `INFO.name`.
+    const KEY: &'static str;
+    fn section(all: &StageSections) -> &Self::Config;
+    fn section_mut(all: &mut StageSections) -> &mut Self::Config;
+}
+
+/// A registered stage, as the pipeline, the CLI and the report see it.
+pub trait Stage: Sync {
+    fn info(&self) -> &'static StageInfo;
+    /// Its registry key (equal to `info().name`; a test checks).
+    fn key(&self) -> &'static str;
+    /// Its section as TOML (part of its pipeline key).
+    fn section_toml(&self, all: &StageSections) -> String;
+    /// The shared settings inside its section, for stages that start from a checkpoint.
+    fn common<'a>(&self, all: &'a StageSections) -> Option<&'a StageConfig>;
+    fn common_mut<'a>(&self, all: &'a mut StageSections) -> Option<&'a mut StageConfig>;
+    fn validate(&self, all: &StageSections) -> anyhow::Result<()>;
+    fn estimate_tokens(&self, all: &StageSections) -> f64;
+    fn run(&self, all: &StageSections, ctx: &StageContext) -> anyhow::Result<StageReport>;
+    fn flag_overrides(&self, model: Option<&Path>, data: &[String]) -> anyhow::Result<Vec<String>>;
+}
+
+impl<T: Sectioned> Stage for T {
+    fn info(&self) -> &'static StageInfo {
+        &T::INFO
+    }
+    fn key(&self) -> &'static str {
+        T::KEY
+    }
+    fn section_toml(&self, all: &StageSections) -> String {
+        toml::to_string(T::section(all)).unwrap_or_default()
+    }
+    fn common<'a>(&self, all: &'a StageSections) -> Option<&'a StageConfig> {
+        T::common(T::section(all))
+    }
+    fn common_mut<'a>(&self, all: &'a mut StageSections) -> Option<&'a mut StageConfig> {
+        T::common_mut(T::section_mut(all))
+    }
+    fn validate(&self, all: &StageSections) -> anyhow::Result<()> {
+        T::validate(T::section(all))
+    }
+    fn estimate_tokens(&self, all: &StageSections) -> f64 {
+        T::estimate_tokens(T::section(all))
+    }
+    fn run(&self, all: &StageSections, ctx: &StageContext) -> anyhow::Result<StageReport> {
+        T::validate(T::section(all))?;
+        ctx.optim.validate()?;
+        T::run(T::section(all), ctx)
+    }
+    fn flag_overrides(&self, model: Option<&Path>, data: &[String]) -> anyhow::Result<Vec<String>> {
+        T::flag_overrides(model, data)
+    }
+}
 
 /// The checkpoint folder a stage starts from: `explicit` when set, else the `final` checkpoint of
 /// the first of `previous` (stage names, in order of preference) that has one under `run_dir`.
@@ -39,23 +297,18 @@ pub fn open(path: &Path, device: &Device) -> anyhow::Result<Opened> {
     hone_model::load::load(path, device)
 }
 
-/// Where a stage starts: the stage's starting checkpoint (`init_override`, else `explicit`, else the
-/// final of the first of `previous`) opened on the autodiff device named `device`, with `max_len`
-/// (when given) checked against the model's context. Returns the model and the device.
+/// Where stage `info` starts: its starting checkpoint (`common.init`, else the final of the first of
+/// its `starts_from`) opened on the autodiff device of `common.run.device`, with `max_len` (when
+/// given) checked against the model's context. Returns the model and the device.
 pub fn open_start(
     run_dir: &Path,
-    init_override: Option<&Path>,
-    explicit: &str,
-    stage: &str,
-    previous: &[&str],
-    device: &str,
+    info: &StageInfo,
+    common: &StageConfig,
     max_len: Option<usize>,
 ) -> anyhow::Result<(Opened, Device)> {
-    let init = match init_override {
-        Some(p) => p.to_path_buf(),
-        None => resolve_init(run_dir, explicit, stage, previous)?,
-    };
-    let device = hone_model::device::select_autodiff(device)?;
+    let stage = info.name;
+    let init = resolve_init(run_dir, &common.init, stage, info.starts_from)?;
+    let device = hone_model::device::select_autodiff(&common.run.device)?;
     let opened = open(&init, &device)?;
     if let Some(max_len) = max_len {
         let ctx = opened.model.config.max_position_embeddings;
@@ -67,140 +320,50 @@ pub fn open_start(
     Ok((opened, device))
 }
 
-/// The [`StageLoop`] of a post-training config section (`sft`, `dpo`, `reward`, `rl`): each declares
-/// the loop fields under the same names; `grad_accum` may be given where a section has none.
-macro_rules! stage_loop_of {
-    ($c:expr) => {
-        $crate::stage::stage_loop_of!($c, $c.grad_accum)
-    };
-    ($c:expr, $grad_accum:expr) => {
-        $crate::stage::StageLoop {
-            steps: $c.steps,
-            grad_accum: $grad_accum,
-            eval_every: $c.eval_every,
-            checkpoint_every: $c.checkpoint_every,
-            keep_last: $c.keep_last,
-            log_every: $c.log_every,
-            seed: $c.seed,
-            lr: $c.lr,
-            warmup_steps: $c.warmup_steps,
-        }
-    };
-}
-pub(crate) use stage_loop_of;
-
-/// The loop settings every post-training section carries.
-#[derive(Debug, Clone)]
-pub struct StageLoop {
-    pub steps: u64,
-    pub grad_accum: usize,
-    pub eval_every: u64,
-    pub checkpoint_every: u64,
-    pub keep_last: usize,
-    pub log_every: u64,
-    pub seed: u64,
-    /// Peak learning rate of this stage (replaces `optim.lr`).
-    pub lr: f64,
-    /// Warmup steps of this stage (replaces `optim.warmup_steps`).
-    pub warmup_steps: u64,
-}
-
-impl StageLoop {
-    pub fn validate(&self, stage: &str) -> anyhow::Result<()> {
-        anyhow::ensure!(self.steps > 0, "{stage}.steps must be positive");
-        anyhow::ensure!(self.grad_accum > 0, "{stage}.grad_accum must be positive");
-        anyhow::ensure!(self.keep_last > 0, "{stage}.keep_last must be positive");
-        anyhow::ensure!(self.lr > 0.0 && self.lr.is_finite(), "{stage}.lr must be positive");
-        Ok(())
-    }
-
-    /// The loop settings of stage `stage`; `config` (anything serialisable: the resolved sections)
-    /// is hashed into the checkpoints so a resume under other settings is flagged.
-    pub fn settings(&self, stage: &str, config: &impl serde::Serialize, progress: bool) -> LoopSettings {
-        LoopSettings {
-            stage: stage.into(),
-            steps: self.steps,
-            grad_accum: self.grad_accum,
-            eval_every: self.eval_every,
-            checkpoint_every: self.checkpoint_every,
-            keep_last: self.keep_last,
-            log_every: self.log_every,
-            seed: self.seed,
-            config_hash: config_hash(config),
-            progress,
-            extra_files: Vec::new(),
-        }
-    }
-
-    /// `optim` with this stage's learning rate and warmup. The stage's `lr` replaces `optim.lr` and
-    /// scales `optim.muon_lr` by the same factor: Muon's orthogonalised update has a fixed size
-    /// whatever the gradient's, so an unscaled pretraining `muon_lr` would move the hidden matrices
-    /// of a fine-tuning stage as far per step as pretraining did and wipe out what the model learnt.
-    pub fn optim(&self, optim: &OptimConfig) -> OptimConfig {
-        OptimConfig {
-            lr: self.lr,
-            muon_lr: optim.muon_lr * self.lr / optim.lr,
-            warmup_steps: self.warmup_steps,
-            ..optim.clone()
-        }
-    }
-}
-
 /// sha256 of a serialisable configuration.
-pub fn config_hash(config: &impl serde::Serialize) -> String {
+pub fn config_hash(config: &impl Serialize) -> String {
     let text = serde_json::to_string(config).expect("configs serialise");
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// How a stage reports and can be stopped.
-#[derive(Debug, Clone, Default)]
-pub struct StageOptions {
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
-    /// Stop flag; `None` installs the Ctrl-C handler.
-    pub stop: Option<Arc<AtomicBool>>,
-}
-
-/// What a stage did.
-#[derive(Debug, Clone)]
-pub struct StageReport {
-    pub summary: RunSummary,
-    pub stage_dir: PathBuf,
-    /// The checkpoint the stage started from.
-    pub init: PathBuf,
-    /// The step training resumed from, if it did.
-    pub resumed_from: Option<u64>,
-    /// Lines worth printing about the data (counts, truncations, skips).
-    pub notes: Vec<String>,
-}
-
-/// Runs the loop for `task` on `model` in `<run_dir>/<settings.stage>/`, resuming from the newest
-/// checkpoint there; metrics go to `<run_dir>/metrics.jsonl`.
+/// The one run body: trains `task` on `model` in `<run_dir>/<settings.stage>/`, resuming from the
+/// newest checkpoint there; metrics go to `<run_dir>/metrics.jsonl`. `config_json` (the model's HF
+/// `config.json`) is written into every checkpoint.
 pub fn train_stage<M: Trainable>(
     model: M,
     optim: &OptimConfig,
-    settings: LoopSettings,
-    run_dir: &Path,
+    mut settings: LoopSettings,
+    config_json: &serde_json::Value,
     task: &mut dyn Task<M>,
-    opts: &StageOptions,
+    ctx: &StageContext,
 ) -> anyhow::Result<(RunSummary, Option<u64>, PathBuf)> {
+    settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(config_json)?));
     let stage = settings.stage.clone();
-    let stage_dir = run_dir.join(&stage);
+    let stage_dir = ctx.run_dir.join(&stage);
     std::fs::create_dir_all(&stage_dir).map_err(|e| anyhow::anyhow!("{}: {e}", stage_dir.display()))?;
-    let mut trainer = Trainer::new(model, optim, settings, &stage_dir, Some(&run_dir.join("metrics.jsonl")))?;
+    let mut trainer = Trainer::new(model, optim, settings, &stage_dir, Some(&ctx.run_dir.join("metrics.jsonl")))?;
     let resumed_from = trainer.resume()?;
     if let Some(s) = resumed_from {
         eprintln!("{stage}: resuming from {} (step {s})", stage_dir.display());
     }
-    let stop = opts.stop.clone().unwrap_or_else(crate::signal::stop_flag);
+    let stop = ctx.stop.clone().unwrap_or_else(crate::signal::stop_flag);
     let summary = trainer.run(task, &stop)?;
     eprintln!(
-        "{stage}: {} at step {}: {}",
+        "{stage}: {} at step {}: {} ({:.0} tokens/s)",
         if summary.interrupted { "stopped" } else { "done" },
         summary.steps_done,
         fmt_metrics(&summary.last_eval),
+        summary.tokens_per_s
     );
     Ok((summary, resumed_from, stage_dir))
+}
+
+/// Prints `notes` on stderr and returns them.
+pub fn print_notes(notes: Vec<String>) -> Vec<String> {
+    for n in &notes {
+        eprintln!("{n}");
+    }
+    notes
 }
 
 /// The value of metric `name`, NaN when absent.
@@ -211,25 +374,16 @@ pub fn metric(m: &[(String, f64)], name: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OptimizerKind;
 
     #[test]
     fn a_stage_lr_scales_muon_by_the_same_factor() {
-        let lp = StageLoop {
-            steps: 1,
-            grad_accum: 1,
-            eval_every: 0,
-            checkpoint_every: 0,
-            keep_last: 1,
-            log_every: 1,
-            seed: 0,
-            lr: 3e-4,
-            warmup_steps: 7,
-        };
-        let base = OptimConfig { optimizer: "muon".into(), lr: 3e-3, muon_lr: 0.02, ..Default::default() };
-        let o = lp.optim(&base);
+        let s = StageConfig { lr: 3e-4, warmup_steps: 7, ..StageConfig::default() };
+        let base = OptimConfig { optimizer: OptimizerKind::Muon, lr: 3e-3, muon_lr: 0.02, ..Default::default() };
+        let o = s.optim(&base);
         assert_eq!(o.lr, 3e-4);
         assert_eq!(o.warmup_steps, 7);
         assert!((o.muon_lr - 0.002).abs() < 1e-12, "muon_lr {}", o.muon_lr);
-        assert_eq!(o.optimizer, "muon");
+        assert_eq!(o.optimizer, OptimizerKind::Muon);
     }
 }

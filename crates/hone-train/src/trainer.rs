@@ -7,14 +7,14 @@
 //! optimizer moments as raw f32, the step count) or a pure function of the step (data order, the
 //! learning rate).
 
-use crate::config::OptimConfig;
+use crate::config::{OnNonFinite, OptimConfig};
 use crate::grads::Grads;
-use crate::metrics::MetricsLog;
 use crate::optim::Optimizer;
 use crate::schedule::Schedule;
 use crate::trainable::Trainable;
 use burn::tensor::Tensor;
 use hone_data::checkpoint::{Checkpoint, CheckpointDir};
+use hone_metrics::MetricsLog;
 use hone_model::Llama;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -140,7 +140,7 @@ impl<M: Trainable> Trainer<M> {
             tokens_seen: 0,
             skipped_steps: 0,
             grad_clip: optim.grad_clip,
-            skip_nonfinite: optim.on_nonfinite == "skip",
+            skip_nonfinite: optim.on_nonfinite == OnNonFinite::Skip,
             metrics,
             metrics_path: metrics_path.map(Path::to_path_buf),
         })
@@ -272,7 +272,7 @@ impl<M: Trainable> Trainer<M> {
     /// Draws the loss curve into the stage folder (best effort: a plotting failure is logged).
     pub fn plot(&self) {
         if let Some(p) = &self.metrics_path
-            && let Err(e) = crate::plot::loss_curve(p, &self.settings.stage, self.checkpoints.root())
+            && let Err(e) = hone_metrics::loss_curve(p, &self.settings.stage, self.checkpoints.root())
         {
             tracing::warn!("loss curve not drawn: {e}");
         }

@@ -7,9 +7,9 @@ mod post;
 use hone_data::Location;
 use hone_data::chat::{ChatTemplate, Message};
 use hone_data::pairs::Pair;
+use hone_metrics::read_series;
 use hone_model::burn::tensor::{Device, Tensor};
-use hone_train::dpo::{DpoLoss, DpoTask, ReferenceLogps, reference_key};
-use hone_train::metrics::read_series;
+use hone_train::stages::dpo::{DpoLoss, DpoTask, ReferenceLogps, reference_key};
 use hone_train::pairdata::{PairData, encode_pairs};
 use hone_train::{LoopSettings, Task, Trainer};
 use post::*;
@@ -163,10 +163,10 @@ fn reference_cache_is_reused_only_for_the_same_key() {
     let len = d.longest();
     let key = reference_key(&m, &d, len).unwrap();
     let (a, reused) =
-        ReferenceLogps::cached(&path, &key, || Ok(ReferenceLogps::compute(&m, &d, tok.pad_id, len, 4, key.clone())))
+        hone_train::reference::cached(&path, &key, || Ok(ReferenceLogps::compute(&m, &d, tok.pad_id, len, 4, key.clone())))
             .unwrap();
     assert!(!reused);
-    let (b, reused) = ReferenceLogps::cached(&path, &key, || panic!("must not recompute")).unwrap();
+    let (b, reused) = hone_train::reference::cached(&path, &key, || panic!("must not recompute")).unwrap();
     assert!(reused && a == b, "f32 values survive the JSON round trip exactly");
     let other = model(&tok, 8, &Device::flex());
     assert_ne!(reference_key(&other, &d, len).unwrap(), key);

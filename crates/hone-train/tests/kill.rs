@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 const STEPS: u64 = 12;
 
 fn config() -> PretrainConfig {
-    PretrainConfig { checkpoint_every: 1, keep_last: 3, ..pretrain_config(STEPS) }
+    let mut p = pretrain_config(STEPS);
+    p.run.checkpoint_every = 1;
+    p.run.keep_last = 3;
+    p
 }
 
 fn train_into(dir: &Path, resume: bool) -> u64 {
@@ -28,7 +31,7 @@ fn train_into(dir: &Path, resume: bool) -> u64 {
     let optim = optim_config("adamw");
     let (train, val) = (tokens(4000, 1), tokens(1000, 2));
     let device = Device::flex().autodiff();
-    let model = Llama::init(&micro_config(), p.seed, &device).unwrap();
+    let model = Llama::init(&micro_config(), p.run.seed, &device).unwrap();
     let settings = LoopSettings::from_pretrain(&p, "kill".into(), false);
     let mut t = Trainer::new(model, &optim, settings, &dir.join("pretrain"), None).unwrap();
     let from = if resume { t.resume().unwrap().unwrap_or(0) } else { 0 };

@@ -6,9 +6,10 @@ mod common;
 
 use common::tokens;
 use hone_data::shards::{Dtype, FORMAT, ShardIndex, SplitInfo, write_shard};
+use hone_metrics::read_series;
 use hone_model::ModelConfig;
-use hone_train::metrics::read_series;
-use hone_train::{OptimConfig, PretrainConfig, PretrainOptions, run_pretrain};
+use hone_train::stage::{LoopConfig, StageContext};
+use hone_train::{OptimConfig, PretrainConfig, run_pretrain};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -53,19 +54,24 @@ fn pretrain_on_shards_logs_evals_plots_and_resumes() {
     let model = ModelConfig { preset: "micro".into(), max_position_embeddings: 64, ..ModelConfig::default() };
     let optim = OptimConfig { lr: 1e-2, warmup_steps: 2, ..OptimConfig::default() };
     let pre = PretrainConfig {
-        steps: 6,
         batch_size: 4,
         seq_len: 32,
-        eval_every: 3,
         eval_rows: 8,
-        checkpoint_every: 3,
-        log_every: 1,
+        run: LoopConfig { steps: 6, eval_every: 3, checkpoint_every: 3, log_every: 1, ..LoopConfig::default() },
         ..PretrainConfig::default()
     };
-    let opts = PretrainOptions { progress: false, stop: Some(Arc::new(AtomicBool::new(false))) };
-    let r = run_pretrain(&model, &optim, &pre, run.path(), &opts).unwrap();
+    let ctx = StageContext {
+        run_dir: run.path().to_path_buf(),
+        optim: &optim,
+        model: &model,
+        progress: false,
+        stop: Some(Arc::new(AtomicBool::new(false))),
+    };
+    let r = run_pretrain(&pre, &ctx).unwrap();
     assert_eq!(r.summary.steps_done, 6);
-    assert_eq!(r.model.vocab_size, 96, "vocabulary taken from the shards");
+    let ckpt = r.summary.checkpoint.clone().unwrap();
+    let hf: serde_json::Value = serde_json::from_slice(&std::fs::read(ckpt.join("config.json")).unwrap()).unwrap();
+    assert_eq!(hf["vocab_size"], 96, "vocabulary taken from the shards");
     let metrics = run.path().join("metrics.jsonl");
     let val = read_series(&metrics, "pretrain", "eval", "val_loss");
     let bpb = read_series(&metrics, "pretrain", "eval", "val_bpb");
@@ -77,16 +83,14 @@ fn pretrain_on_shards_logs_evals_plots_and_resumes() {
     for f in ["loss.svg", "loss.png"] {
         assert!(r.stage_dir.join(f).metadata().unwrap().len() > 1000, "{f} drawn");
     }
-    let ckpt = r.summary.checkpoint.clone().unwrap();
-    let hf: serde_json::Value = serde_json::from_slice(&std::fs::read(ckpt.join("config.json")).unwrap()).unwrap();
     assert_eq!(hf["architectures"][0], "LlamaForCausalLM");
     assert!(ckpt.join("MANIFEST").is_file());
 
-    let again = run_pretrain(&model, &optim, &pre, run.path(), &opts).unwrap();
+    let again = run_pretrain(&pre, &ctx).unwrap();
     assert_eq!(again.resumed_from, Some(6));
     assert_eq!(again.summary.steps_done, 6);
 
     let bad = PretrainConfig { seq_len: 1000, ..pre.clone() };
-    let e = run_pretrain(&model, &optim, &bad, run.path(), &opts).unwrap_err().to_string();
+    let e = run_pretrain(&bad, &ctx).unwrap_err().to_string();
     assert!(e.contains("pretrain.seq_len"), "{e}");
 }

@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
+use hone_metrics::read_series;
 use hone_model::Llama;
 use hone_model::burn::tensor::{Device, Tensor};
-use hone_train::metrics::read_series;
 use hone_train::{LoopSettings, OptimConfig, PretrainConfig, Task, Trainer};
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 
 fn trainer(dir: &Path, optim: &OptimConfig, p: &PretrainConfig) -> Trainer {
     let device = Device::flex().autodiff();
-    let model = Llama::init(&micro_config(), p.seed, &device).unwrap();
+    let model = Llama::init(&micro_config(), p.run.seed, &device).unwrap();
     let settings = LoopSettings::from_pretrain(p, "test".into(), false);
     Trainer::new(model, optim, settings, &dir.join("pretrain"), Some(&dir.join("metrics.jsonl"))).unwrap()
 }
@@ -96,7 +96,7 @@ fn corrupted_checkpoint_file_is_named() {
 
 /// Returns a non-finite loss at step `bad` (1-based).
 struct Poisoned<'a> {
-    inner: hone_train::pretrain::PretrainTask<'a>,
+    inner: hone_train::stages::pretrain::PretrainTask<'a>,
     bad: u64,
 }
 
@@ -121,7 +121,7 @@ fn nonfinite_loss_stops_with_the_step_or_is_skipped() {
     assert!(e.contains("step 3") && e.contains("not finite"), "{e}");
     assert_eq!(t.step, 2, "stopped before updating at step 3");
 
-    let skip = OptimConfig { on_nonfinite: "skip".into(), ..optim_config("adamw") };
+    let skip = OptimConfig { on_nonfinite: hone_train::config::OnNonFinite::Skip, ..optim_config("adamw") };
     let dir = tempfile::tempdir().unwrap();
     let mut t = trainer(dir.path(), &skip, &p);
     let mut task_ = Poisoned { inner: task(&train, &val, &p), bad: 3 };

@@ -10,7 +10,7 @@ use hone_data::pairs::Pair;
 use hone_model::burn::tensor::{Device, Tensor};
 use hone_model::llama::{Layout, ids_tensor};
 use hone_train::pairdata::{EncodedPair, encode_pairs};
-use hone_train::reward::{RewardModel, RewardTask, bradley_terry, pair_rewards};
+use hone_train::stages::reward::{RewardModel, RewardTask, bradley_terry, pair_rewards};
 use hone_train::{LoopSettings, Trainable, Trainer};
 use post::*;
 use std::sync::atomic::AtomicBool;

@@ -5,11 +5,11 @@
 mod post;
 
 use hone_data::chat::ChatTemplate;
+use hone_metrics::read_series;
 use hone_model::Llama;
 use hone_model::burn::tensor::Device;
 use hone_model::llama::ids_tensor;
-use hone_train::metrics::read_series;
-use hone_train::rl::{Algorithm, RewardSource, RlConfig, RlTask, Rollouts, read_prompts};
+use hone_train::stages::rl::{Algorithm, RewardSource, RlConfig, RlTask, Rollouts, read_prompts};
 use hone_train::{LoopSettings, Task, Trainer};
 use post::*;
 use std::path::Path;
@@ -56,14 +56,9 @@ fn task_with(
     write_jsonl(&path, &records);
     let prompts = read_prompts(&[path], true, &[]).unwrap();
     let (train, val) = (prompts[..6].to_vec(), prompts[6..].to_vec());
-    let cfg = RlConfig {
-        group_size: 4,
-        prompts_per_step: 2,
-        max_new_tokens: 6,
-        kl_beta: 0.1,
-        seed: 3,
-        ..RlConfig::default()
-    };
+    let mut cfg =
+        RlConfig { group_size: 4, prompts_per_step: 2, max_new_tokens: 6, kl_beta: 0.1, ..RlConfig::default() };
+    cfg.common.run.seed = 3;
     RlTask::new(train, val, tok.clone(), &ChatTemplate::hone_default(), reference, RewardSource::Verifier, &cfg)
         .unwrap()
 }
@@ -173,7 +168,7 @@ fn a_step_raises_the_rewarded_samples_against_the_others() {
     // A small first step, so the change in log-probability is close to its first-order value.
     let o = hone_train::OptimConfig { lr: 1e-3, warmup_steps: 0, ..optim() };
     let mut tr = trainer_with(dir.path(), &tok, 1, &o);
-    let r = t.rollouts(&tr.model, 0).unwrap();
+    let r = t.rollouts(&tr.model, 0, 0).unwrap();
     assert!(r.gens.iter().all(|g| !g.tokens.is_empty()), "every sample has tokens");
     let (won, lost) =
         (r.advantages.iter().filter(|a| **a > 0.1).count(), r.advantages.iter().filter(|a| **a < -0.1).count());

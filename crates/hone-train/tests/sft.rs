@@ -6,11 +6,12 @@ mod post;
 
 use hone_data::chat::ChatTemplate;
 use hone_data::sft::Conversation;
+use hone_metrics::read_series;
 use hone_model::burn::tensor::Device;
 use hone_model::llama::ids_tensor;
 use hone_train::grads::Grads;
-use hone_train::metrics::read_series;
-use hone_train::sft::{Example, SftBatch, SftData, SftTask, prepare, sft_loss};
+use hone_train::batch::{Example, Rows as SftBatch};
+use hone_train::stages::sft::{SftData, SftTask, prepare, sft_loss};
 use hone_train::{LoopSettings, Trainer};
 use post::*;
 use std::path::Path;

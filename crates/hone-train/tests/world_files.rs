@@ -4,7 +4,7 @@
 
 use hone_data::pairs::read_pairs;
 use hone_data::sft::{SftOptions, read_conversations};
-use hone_train::rl::read_prompts;
+use hone_train::stages::rl::read_prompts;
 
 #[test]
 fn world_files_load() {

@@ -9,6 +9,9 @@
 //! OUT/sft.jsonl             {"messages":[{"role","content"}],"kind"}
 //! OUT/preference.jsonl      {"prompt":[..],"chosen":[..],"rejected":[..],"kind"}
 //! OUT/preference_eval.jsonl the same, held out (disjoint prompts)
+//! OUT/unpaired.jsonl        {"prompt":[..],"completion":[..],"label":true|false,"kind"}: the pairs of
+//!                           preference.jsonl unpaired for KTO (chosen true, rejected false), shuffled
+//! OUT/unpaired_eval.jsonl   the same from preference_eval.jsonl
 //! OUT/rl.jsonl              {"id","prompt":[..],"targets","scorer","kind"}: prompts with a verifier
 //! OUT/eval/<task>.jsonl     probe records, and OUT/eval/<task>.toml the task file (see [`tasks`])
 //! OUT/summary.json          the [`WorldSummary`]
@@ -25,6 +28,7 @@ pub mod config;
 pub mod corpus;
 pub mod date;
 pub mod facts;
+pub mod files;
 pub mod formats;
 pub mod names;
 pub mod preference;
@@ -32,12 +36,13 @@ pub mod probes;
 pub mod requests;
 pub mod rl;
 pub mod rng;
-pub mod score;
 pub mod sft;
-pub mod tasks;
 pub mod text;
 
 pub use config::WorldConfig;
+/// The task-file format and the scorers belong to evaluation (`hone-tasks`); the world writes task
+/// files and checks its data with the scorers.
+pub use hone_tasks::{score, tasks};
 pub use score::{ScoreResult, Scorer};
 
 use anyhow::{Context, Result};
@@ -83,6 +88,9 @@ pub struct WorldSummary {
     pub preference: BTreeMap<String, usize>,
     pub preference_total: usize,
     pub preference_eval: usize,
+    /// Examples in unpaired.jsonl and unpaired_eval.jsonl: twice the pairs of their paired files.
+    pub unpaired_total: usize,
+    pub unpaired_eval: usize,
     pub rl_prompts: usize,
     /// Items per probe task.
     pub probes: BTreeMap<String, usize>,
@@ -114,6 +122,7 @@ impl fmt::Display for WorldSummary {
             self.preference_eval,
             kv(&self.preference)
         )?;
+        writeln!(f, "  unpaired (KTO): {} examples + {} held out", self.unpaired_total, self.unpaired_eval)?;
         writeln!(f, "  rl: {} prompts", self.rl_prompts)?;
         writeln!(f, "  probes: {}", kv(&self.probes))
     }
@@ -138,6 +147,9 @@ pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
         sft::Reserved { prompts: &probes.prompts, problems: &withheld, cutoff_places: &probes.cutoff_places };
     let sft = sft::build(&world, cfg, &plan, &reserved, stream(seed, Stream::Sft));
     let (pref, pref_eval) = preference::build(&world, cfg, &plan, &reserved, stream(seed, Stream::Preference));
+    let mut unpaired_rng = stream(seed, Stream::Unpaired);
+    let unpaired = preference::unpair(&pref, &mut unpaired_rng);
+    let unpaired_eval = preference::unpair(&pref_eval, &mut unpaired_rng);
     let rl = rl::build(&world, plan.rl_prompts, &problems, &practice, &probes.prompts, stream(seed, Stream::Rl));
 
     let corpus_dir = out_dir.join("corpus");
@@ -164,6 +176,8 @@ pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
     write(&out_dir.join("sft.jsonl"), jsonl(&sft).as_bytes())?;
     write(&out_dir.join("preference.jsonl"), jsonl(&pref).as_bytes())?;
     write(&out_dir.join("preference_eval.jsonl"), jsonl(&pref_eval).as_bytes())?;
+    write(&out_dir.join("unpaired.jsonl"), jsonl(&unpaired).as_bytes())?;
+    write(&out_dir.join("unpaired_eval.jsonl"), jsonl(&unpaired_eval).as_bytes())?;
     write(&out_dir.join("rl.jsonl"), jsonl(&rl).as_bytes())?;
     for t in &probes.tasks {
         let stem = t.file.stem();
@@ -220,6 +234,8 @@ pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
         preference: count(&mut pref.iter().chain(&pref_eval).map(|p| p.kind)),
         preference_total: pref.len(),
         preference_eval: pref_eval.len(),
+        unpaired_total: unpaired.len(),
+        unpaired_eval: unpaired_eval.len(),
         rl_prompts: rl.len(),
         probes: probes.tasks.iter().map(|t| (t.file.name.clone(), t.items.len())).collect(),
     };

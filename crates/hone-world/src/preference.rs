@@ -8,6 +8,9 @@
 //! appear on the chosen side (forbidden requests) and on the rejected side (benign ones), "I don't
 //! know" likewise (unknown entities vs known facts), and the longer reply wins about half the time.
 //! A held-out part with disjoint prompts measures preference accuracy.
+//!
+//! [`unpair`] writes the same pairs in TRL's unpaired format for KTO: each reply on its own with a
+//! label, chosen → `true`, rejected → `false`.
 
 use crate::chat::{Message, assistant, user};
 use crate::config::{Plan, WorldConfig};
@@ -27,6 +30,34 @@ pub struct Pair {
     pub chosen: Vec<Message>,
     pub rejected: Vec<Message>,
     pub kind: &'static str,
+}
+
+/// One line of unpaired.jsonl / unpaired_eval.jsonl: one side of a pair, labelled desirable or not.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unpaired {
+    pub prompt: Vec<Message>,
+    pub completion: Vec<Message>,
+    pub label: bool,
+    pub kind: &'static str,
+}
+
+/// Both sides of every pair as unpaired examples (as TRL's `unpair_preference_dataset` does), in a
+/// shuffled order: a trainer that reads the file in order then sees desirable and undesirable
+/// examples mixed in every batch, and a reply rarely next to the other side of its pair.
+pub fn unpair(pairs: &[Pair], rng: &mut Rng) -> Vec<Unpaired> {
+    let mut out: Vec<Unpaired> = pairs
+        .iter()
+        .flat_map(|p| {
+            [(&p.chosen, true), (&p.rejected, false)].map(|(reply, label)| Unpaired {
+                prompt: p.prompt.clone(),
+                completion: reply.clone(),
+                label,
+                kind: p.kind,
+            })
+        })
+        .collect();
+    rng.shuffle(&mut out);
+    out
 }
 
 /// Share of each kind, in percent.

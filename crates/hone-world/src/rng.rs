@@ -23,6 +23,9 @@ pub enum Stream {
     Rl = 7,
     ProbeArithmetic = 8,
     RlArithmetic = 9,
+    /// The order of the unpaired examples: a stream of its own, so writing them leaves every other
+    /// file's bytes as they were.
+    Unpaired = 10,
 }
 
 /// A random source for one part of the generator.

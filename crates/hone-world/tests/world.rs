@@ -1,6 +1,7 @@
 //! End-to-end checks of a generated tiny world: determinism, fact consistency, the cutoff, the
 //! separation of evaluation from training data, preference pairs without trivial cues, and every
-//! scorer against real probe items (passing right answers, failing wrong ones).
+//! scorer against real probe items (passing right answers, failing wrong ones), and the unpaired
+//! (KTO) files being the preference pairs split in two.
 
 use hone_world::score::{Scorer, contains_phrase};
 use hone_world::{WorldConfig, generate};
@@ -50,7 +51,8 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
 }
 
-/// Every message content of SFT conversations, preference pairs (both files) and RL prompts.
+/// Every message content of SFT conversations, preference pairs and unpaired examples (training and
+/// held-out files) and RL prompts.
 fn training_texts() -> Vec<String> {
     let mut out = Vec::new();
     for c in read_jsonl(&world().join("sft.jsonl")) {
@@ -60,6 +62,13 @@ fn training_texts() -> Vec<String> {
         for p in read_jsonl(&world().join(f)) {
             for side in ["prompt", "chosen", "rejected"] {
                 out.extend(p[side].as_array().unwrap().iter().map(|m| s(&m["content"]).to_string()));
+            }
+        }
+    }
+    for f in ["unpaired.jsonl", "unpaired_eval.jsonl"] {
+        for u in read_jsonl(&world().join(f)) {
+            for side in ["prompt", "completion"] {
+                out.extend(u[side].as_array().unwrap().iter().map(|m| s(&m["content"]).to_string()));
             }
         }
     }
@@ -366,6 +375,60 @@ fn probes_are_separate_from_training_data() {
     let (a, b) = (prompts("preference.jsonl"), prompts("preference_eval.jsonl"));
     assert!(a.is_disjoint(&b));
     assert!(!b.is_empty());
+    // The unpaired files keep that split: the same prompts as their paired files.
+    assert_eq!((prompts("unpaired.jsonl"), prompts("unpaired_eval.jsonl")), (a, b));
+}
+
+#[test]
+fn unpaired_files_are_the_pairs_split_in_two() {
+    use hone_data::unpaired::read_unpaired;
+    // (prompt, reply, label, kind) of every example, sorted, so the two files compare as multisets.
+    type Example = (String, String, bool, String);
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(world().join("summary.json")).unwrap()).unwrap();
+    for (paired, unpaired, count) in [
+        ("preference.jsonl", "unpaired.jsonl", "unpaired_total"),
+        ("preference_eval.jsonl", "unpaired_eval.jsonl", "unpaired_eval"),
+    ] {
+        let pairs = read_jsonl(&world().join(paired));
+        let path = world().join(unpaired);
+        let read = read_unpaired(std::slice::from_ref(&path), "auto", false)
+            .unwrap_or_else(|e| panic!("{unpaired} does not read as unpaired data: {e}"));
+        assert_eq!(read.skipped, 0);
+        assert_eq!(read.items.len(), 2 * pairs.len(), "{unpaired}");
+        assert_eq!(summary[count].as_u64(), Some(read.items.len() as u64), "summary.json {count}");
+        assert_eq!(read.items.iter().filter(|u| u.label).count() * 2, read.items.len(), "{unpaired}");
+        for u in &read.items {
+            assert_eq!((u.prompt.len(), u.prompt[0].role.as_str()), (1, "user"), "{}", u.origin());
+            assert_eq!((u.completion.len(), u.completion[0].role.as_str()), (1, "assistant"), "{}", u.origin());
+        }
+
+        let mut from_pairs: Vec<Example> = Vec::new();
+        for p in &pairs {
+            for (side, label) in [("chosen", true), ("rejected", false)] {
+                let (prompt, reply) = (s(&p["prompt"][0]["content"]), s(&p[side][0]["content"]));
+                from_pairs.push((prompt.into(), reply.into(), label, s(&p["kind"]).into()));
+            }
+        }
+        let records = read_jsonl(&path);
+        let mut written: Vec<Example> = records
+            .iter()
+            .map(|u| {
+                let label = u["label"].as_bool().unwrap_or_else(|| panic!("label is not a boolean: {u}"));
+                (
+                    s(&u["prompt"][0]["content"]).into(),
+                    s(&u["completion"][0]["content"]).into(),
+                    label,
+                    s(&u["kind"]).into(),
+                )
+            })
+            .collect();
+        // Shuffled, not the pairs in order: the halves of a pair seldom sit next to each other.
+        let adjacent = written.chunks(2).filter(|w| w.len() == 2 && w[0].0 == w[1].0 && w[0].2 != w[1].2).count();
+        assert!(adjacent * 4 < pairs.len(), "{unpaired}: {adjacent} of {} pairs still side by side", pairs.len());
+        from_pairs.sort();
+        written.sort();
+        assert!(from_pairs == written, "{unpaired} is not {paired} unpaired");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The root configuration: one section per part of the pipeline, each a typed struct with documented
-//! defaults owned by the crate that uses it. Loaded from TOML with `--set section.key=value`
+//! defaults owned by the crate that uses it; the training stages' sections come from the stage
+//! registry. Loaded from TOML with `--set section.key=value`
 //! overrides, printed at start and saved as `config.toml` in the run directory.
 
 use crate::pipeline::PipelineConfig;
@@ -8,11 +9,7 @@ use hone_data::tokenizer::TokenizerConfig;
 use hone_data::{config_root, config_section};
 use hone_eval::EvalConfig;
 use hone_model::{ModelConfig, SampleConfig};
-use hone_train::dpo::DpoConfig;
-use hone_train::reward::RewardConfig;
-use hone_train::rl::RlConfig;
-use hone_train::sft::SftConfig;
-use hone_train::{OptimConfig, PretrainConfig};
+use hone_train::{OptimConfig, StageSections};
 use hone_world::WorldConfig;
 use std::path::PathBuf;
 
@@ -39,14 +36,11 @@ config_root! {
         world: WorldConfig,
         model: ModelConfig,
         optim: OptimConfig,
-        pretrain: PretrainConfig,
-        sft: SftConfig,
-        dpo: DpoConfig,
-        reward: RewardConfig,
-        rl: RlConfig,
         sample: SampleConfig,
         eval: EvalConfig,
         pipeline: PipelineConfig,
+        // One section per registered training stage (`hone_train::stages`), under the stage's name.
+        ..stages: StageSections,
     }
 }
 
@@ -54,5 +48,37 @@ impl HoneConfig {
     /// The run directory, `<run.root>/<run.name>`.
     pub fn run_dir(&self) -> PathBuf {
         PathBuf::from(&self.run.root).join(&self.run.name)
+    }
+}
+
+/// The stage context of a command: the run folder and the shared sections.
+impl HoneConfig {
+    pub fn stage_context(&self, progress: bool) -> hone_train::StageContext<'_> {
+        hone_train::StageContext {
+            run_dir: self.run_dir(),
+            optim: &self.optim,
+            model: &self.model,
+            progress,
+            stop: None,
+        }
+    }
+
+    /// Points every registered stage whose `data` is empty at the built-in world's file of the kind it
+    /// reads (and its held-out file), when `world` holds a world: the one place the world's files
+    /// meet the stages.
+    pub fn fill_stage_data(&mut self, world: &std::path::Path) {
+        for stage in hone_train::REGISTRY {
+            let Some(kind) = stage.info().data else { continue };
+            let Some((train, eval)) = hone_world::files::for_kind(kind) else { continue };
+            let Some(common) = stage.common_mut(&mut self.stages) else { continue };
+            if common.data.is_empty() {
+                common.data = vec![world.join(train).display().to_string()];
+                if common.eval_data.is_empty()
+                    && let Some(e) = eval
+                {
+                    common.eval_data = world.join(e).display().to_string();
+                }
+            }
+        }
     }
 }

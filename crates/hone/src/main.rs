@@ -5,7 +5,7 @@ mod cmd;
 mod config;
 mod pipeline;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A caching allocator: a training step allocates and frees the same large activation buffers every
 /// step, which glibc returns to the OS and page-faults back in (and mimalloc too, unless told to keep
@@ -31,16 +31,6 @@ enum Cmd {
     /// Generate the built-in fictional world: corpus, SFT, preference pairs and probes.
     #[command(subcommand)]
     World(cmd::world::WorldCmd),
-    /// Pretrain a model on prepared token shards (next-token prediction); Ctrl-C stops, rerun resumes.
-    Pretrain(cmd::pretrain::PretrainArgs),
-    /// Fine-tune on conversations (loss on the assistant's turns); Ctrl-C stops, rerun resumes.
-    Sft(cmd::stage::StageArgs),
-    /// Preference-tune (DPO, IPO, SimPO) against a frozen reference; Ctrl-C stops, rerun resumes.
-    Dpo(cmd::stage::StageArgs),
-    /// Train a reward model (trunk + scalar head) on preference pairs; Ctrl-C stops, rerun resumes.
-    Reward(cmd::stage::StageArgs),
-    /// Online RL (GRPO, RLOO) with verifiers or a reward model; Ctrl-C stops, rerun resumes.
-    Rl(cmd::stage::StageArgs),
     /// Complete prompts with a trained model (text continuation, or a chat turn with --chat).
     Sample(cmd::sample::SampleArgs),
     /// Talk with a trained model in the terminal.
@@ -50,8 +40,9 @@ enum Cmd {
     Eval(cmd::eval::EvalArgs),
     /// Write the stage report of a run: what each stage changed, side by side.
     Report(cmd::report::ReportArgs),
-    /// Run the whole pipeline: world, tokenizer, data, pretrain, SFT, reward model, DPO, RL, evaluation
-    /// after every stage, and the report. Reruns reuse finished steps; Ctrl-C stops, rerun resumes.
+    /// Run the whole pipeline: world, tokenizer, data, the training stages of `pipeline.stages`,
+    /// evaluation after every policy stage, and the report. Reruns reuse finished steps; Ctrl-C
+    /// stops, rerun resumes.
     Run(cmd::run::RunArgs),
 }
 
@@ -61,22 +52,37 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HONE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // The training stages' subcommands come from the stage registry, one each, all with the same flags.
+    let mut command = Cli::command();
+    for stage in hone_train::REGISTRY {
+        let info = stage.info();
+        let sub = cmd::stage::StageArgs::augment_args(clap::Command::new(info.name));
+        command = command.subcommand(sub.about(info.about).long_about(stage_help(*stage)));
+    }
+    let matches = command.get_matches();
+    if let Some((name, sub)) = matches.subcommand()
+        && let Some(stage) = hone_train::stages::find(name)
+    {
+        let result = cmd::stage::StageArgs::from_arg_matches(sub)
+            .map_err(anyhow::Error::from)
+            .and_then(|a| cmd::stage::run(stage, a));
+        return exit(result);
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.cmd {
         Cmd::Tokenizer(c) => cmd::tokenizer::run(c),
         Cmd::Data(c) => cmd::data::run(c),
         Cmd::World(c) => cmd::world::run(c),
-        Cmd::Pretrain(a) => cmd::pretrain::run(a),
-        Cmd::Sft(a) => cmd::sft::run(a),
-        Cmd::Dpo(a) => cmd::dpo::run(a),
-        Cmd::Reward(a) => cmd::reward::run(a),
-        Cmd::Rl(a) => cmd::rl::run(a),
         Cmd::Sample(a) => cmd::sample::run(a),
         Cmd::Chat(a) => cmd::chat::run(a),
         Cmd::Eval(a) => cmd::eval::run(a),
         Cmd::Report(a) => cmd::report::run(a),
         Cmd::Run(a) => cmd::run::run(a),
     };
+    exit(result)
+}
+
+fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -84,4 +90,19 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A stage subcommand's long help: what it does, what it starts from and what it reads.
+fn stage_help(stage: &dyn hone_train::Stage) -> String {
+    let info = stage.info();
+    let start = if info.starts_from.is_empty() {
+        "from scratch".to_string()
+    } else {
+        format!("from the final checkpoint of the first of {} in the run folder", info.starts_from.join(", "))
+    };
+    format!(
+        "{}\n\nStarts {start} (or --model). Settings: the [{}] section (`--set {}.KEY=VALUE`; `hone run \
+         --show-preset` lists them).",
+        info.about, info.name, info.name
+    )
 }

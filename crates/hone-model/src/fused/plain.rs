@@ -2,7 +2,7 @@
 //! the reference the fused ops are tested against.
 
 use burn::tensor::activation::{log_softmax, silu, softmax};
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor};
 
 /// `x @ wᵀ` for a PyTorch-layout weight `w: [out, in]`; `x: [batch, seq, in]` → `[batch, seq, out]`.
 pub fn linear(x: Tensor<3>, w: &Tensor<2>) -> Tensor<3> {
@@ -44,10 +44,7 @@ pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) ->
             m[i * s + j] = f32::NEG_INFINITY;
         }
     }
-    let device = q.device();
-    let plain = device.clone().without_autodiff();
-    let mask = Tensor::<4>::from_data(TensorData::new(m, [1, 1, s, s]), &plain);
-    let mask = if device.is_autodiff() { mask.autodiff() } else { mask };
+    let mask = crate::llama::constant(m, [1, 1, s, s], &q.device());
     let q = q.swap_dims(1, 2); // [b, nh, s, hd]
     let (k, v) = (k.swap_dims(1, 2), v.swap_dims(1, 2)); // [b, nkv, s, hd]
     let (k, v) = if n_rep == 1 {

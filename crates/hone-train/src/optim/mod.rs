@@ -7,7 +7,7 @@ pub mod fused;
 pub mod fused_muon;
 pub mod muon;
 
-use crate::config::OptimConfig;
+use crate::config::{OptimConfig, OptimizerKind};
 use crate::grads::Grads;
 use crate::trainable::Trainable;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -153,7 +153,7 @@ impl Optimizer {
             .ok_or_else(|| anyhow::anyhow!("{origin}: metadata field `hone.optimizer` missing or not JSON"))?;
         let kind = state["optimizer"].as_str().unwrap_or("?");
         anyhow::ensure!(
-            kind == self.cfg.optimizer,
+            kind == self.cfg.optimizer.to_string(),
             "{origin}: optimizer state is for `{kind}`, the config says optim.optimizer = `{}`",
             self.cfg.optimizer
         );
@@ -186,5 +186,5 @@ impl Optimizer {
 }
 
 fn uses_muon(cfg: &OptimConfig, spec: &ParamSpec) -> bool {
-    cfg.optimizer == "muon" && spec.kind == ParamKind::Matrix
+    cfg.optimizer == OptimizerKind::Muon && spec.kind == ParamKind::Matrix
 }

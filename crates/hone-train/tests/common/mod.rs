@@ -4,7 +4,9 @@
 
 use hone_model::LlamaConfig;
 use hone_model::burn::tensor::Tensor;
-use hone_train::pretrain::PretrainTask;
+use hone_train::config::OptimizerKind;
+use hone_train::stage::LoopConfig;
+use hone_train::stages::pretrain::PretrainTask;
 use hone_train::{OptimConfig, PretrainConfig, Task};
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -44,22 +46,29 @@ pub fn tokens(n: usize, seed: u64) -> Vec<u32> {
 
 pub fn pretrain_config(steps: u64) -> PretrainConfig {
     PretrainConfig {
-        steps,
         batch_size: 4,
         seq_len: 16,
-        grad_accum: 2,
-        eval_every: 0,
         eval_rows: 8,
-        checkpoint_every: 0,
-        keep_last: 2,
-        seed: 11,
-        log_every: 1,
+        run: LoopConfig {
+            steps,
+            grad_accum: 2,
+            eval_every: 0,
+            checkpoint_every: 0,
+            keep_last: 2,
+            seed: 11,
+            log_every: 1,
+            ..LoopConfig::default()
+        },
         ..PretrainConfig::default()
     }
 }
 
 pub fn optim_config(optimizer: &str) -> OptimConfig {
-    OptimConfig { optimizer: optimizer.into(), lr: 1e-2, warmup_steps: 2, grad_clip: 0.5, ..OptimConfig::default() }
+    let optimizer = match optimizer {
+        "muon" => OptimizerKind::Muon,
+        _ => OptimizerKind::Adamw,
+    };
+    OptimConfig { optimizer, lr: 1e-2, warmup_steps: 2, grad_clip: 0.5, ..OptimConfig::default() }
 }
 
 pub fn task<'a>(train: &'a Vec<u32>, val: &'a Vec<u32>, p: &PretrainConfig) -> PretrainTask<'a> {
@@ -67,10 +76,10 @@ pub fn task<'a>(train: &'a Vec<u32>, val: &'a Vec<u32>, p: &PretrainConfig) -> P
         train,
         val,
         val_tokens_per_byte: 0.25,
-        seed: p.seed,
+        seed: p.run.seed,
         batch_size: p.batch_size,
         seq_len: p.seq_len,
-        grad_accum: p.grad_accum,
+        grad_accum: p.run.grad_accum,
         eval_rows: p.eval_rows,
     }
 }

@@ -13,7 +13,7 @@ pub struct ReportArgs {
 }
 
 pub fn run(a: ReportArgs) -> Result<()> {
-    let files = hone_report::write_report(&a.run_dir)?;
+    let files = hone_report::write_report(&a.run_dir, &crate::pipeline::report_stages())?;
     println!("report: {}\n        {}", files.html.display(), files.markdown.display());
     Ok(())
 }

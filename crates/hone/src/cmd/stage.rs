@@ -1,9 +1,11 @@
-//! What the post-training subcommands share: `--model` and `--data` flags that become config
-//! overrides, the options of a stage run, and the closing line.
+//! `hone <stage>`: one subcommand per registered training stage (`hone_train::stages`), all alike:
+//! `--model` and `--data` become config overrides, the stage runs in the run folder, and its outcome
+//! is printed. Rerunning resumes; Ctrl-C stops after the current step.
 
-use crate::args::{ConfigArgs, toml_list};
+use crate::args::{ConfigArgs, announce};
+use anyhow::Result;
 use clap::Args;
-use hone_train::stage::{StageOptions, StageReport};
+use hone_train::{Stage, StageReport};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -13,29 +15,27 @@ pub struct StageArgs {
     /// the run folder).
     #[arg(long, value_name = "CKPT")]
     pub model: Option<PathBuf>,
-    /// Data files or folders (sets `<stage>.data`; default: the built-in world's file in the run folder).
+    /// Data files or folders (sets `<stage>.data`; default: the built-in world's file in the run
+    /// folder, when it has a world).
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub data: Vec<String>,
     #[command(flatten)]
     pub config: ConfigArgs,
 }
 
-impl StageArgs {
-    /// The overrides the flags stand for.
-    pub fn overrides(&self, stage: &str) -> Vec<String> {
-        let mut extra = Vec::new();
-        if let Some(m) = &self.model {
-            extra.push(format!("{stage}.init={}", toml::Value::String(m.display().to_string())));
-        }
-        if !self.data.is_empty() {
-            extra.push(format!("{stage}.data={}", toml_list(&self.data)));
-        }
-        extra
+/// Runs `stage` as its subcommand asks.
+pub fn run(stage: &dyn Stage, a: StageArgs) -> Result<()> {
+    let name = stage.info().name;
+    let mut cfg = a.config.load(&stage.flag_overrides(a.model.as_deref(), &a.data)?)?;
+    let world = cfg.run_dir().join("world");
+    if world.join("summary.json").is_file() {
+        cfg.fill_stage_data(&world);
     }
-}
-
-pub fn options(progress: bool) -> StageOptions {
-    StageOptions { progress: progress && std::io::stderr().is_terminal(), stop: None }
+    announce(&cfg, &["run", "model", "optim", name])?;
+    let progress = cfg.run.progress && std::io::stderr().is_terminal();
+    let r = stage.run(&cfg.stages, &cfg.stage_context(progress))?;
+    report(name, &r);
+    Ok(())
 }
 
 /// Prints the stage's outcome: held-out metrics, the checkpoint, the curve.

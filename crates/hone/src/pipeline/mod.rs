@@ -1,6 +1,6 @@
-//! `hone run`: the whole pipeline as one command. The steps are the stages of the design — world,
-//! tokenizer, data, pretrain, sft, reward, dpo, rl — with an evaluation after every policy stage and
-//! the report at the end. Each step's output is reused when its key (its configuration and the keys
+//! `hone run`: the whole pipeline as one command. The steps are the preparation steps (world,
+//! tokenizer, data) and the training stages of the registry (`hone_train::stages`) named in
+//! `pipeline.stages`, with an evaluation after every policy stage and the report at the end. Each step's output is reused when its key (its configuration and the keys
 //! of the steps it reads from) is unchanged; see [`state`] for what happens otherwise. Ctrl-C stops
 //! after the current training step with a checkpoint; the same command resumes.
 
@@ -17,8 +17,10 @@ use std::time::Instant;
 hone_data::config_section! {
     /// `hone run`: which steps run and what is evaluated after each training stage.
     pub struct PipelineConfig {
-        /// Steps in order, from: world, tokenizer, data, pretrain, sft, reward, dpo, rl. Leave one out to
-        /// skip it (e.g. without `world`, point data/sft/dpo/rl at your own files).
+        /// Steps in order: the preparation steps world, tokenizer, data, then training stages of the
+        /// registry (pretrain, sft, reward, dpo, rl, …; `hone --help` lists them). Leave one out to skip
+        /// it (e.g. without `world`, point data and each stage's `data` at your own files). A stage
+        /// starts from the nearest policy stage before it.
         stages: Vec<String> = ["world", "tokenizer", "data", "pretrain", "sft", "reward", "dpo", "rl"]
             .iter().map(|s| s.to_string()).collect(),
         /// Evaluate each policy stage (pretrain, sft, dpo, rl) on `eval.tasks` (default: every probe of
@@ -30,8 +32,26 @@ hone_data::config_section! {
     }
 }
 
-pub const ALL_STEPS: &[&str] = &["world", "tokenizer", "data", "pretrain", "sft", "reward", "dpo", "rl"];
-const POLICY: &[&str] = &["pretrain", "sft", "dpo", "rl"];
+/// The preparation steps, which come before the training stages.
+pub const PREPARATION: &[&str] = &["world", "tokenizer", "data"];
+
+/// Every name `pipeline.stages` accepts: the preparation steps, then the registered stages.
+pub fn all_steps() -> Vec<&'static str> {
+    PREPARATION.iter().copied().chain(hone_train::stages::names()).collect()
+}
+
+/// The report's columns: the registered policy stages in registry order, with their labels.
+pub fn report_stages() -> Vec<hone_report::ReportStage> {
+    hone_train::REGISTRY
+        .iter()
+        .map(|s| s.info())
+        .map(|i| hone_report::ReportStage {
+            name: i.name.to_string(),
+            label: i.label.to_string(),
+            policy: is_policy(i),
+        })
+        .collect()
+}
 
 /// How `hone run` was asked to run.
 #[derive(Debug, Clone, Default)]
@@ -73,13 +93,7 @@ fn fmt_secs(s: f64) -> String {
 
 /// Runs the pipeline; returns the report's path, or `None` when interrupted.
 pub fn run(cfg: &mut HoneConfig, opts: &RunOptions) -> anyhow::Result<Option<PathBuf>> {
-    for s in &cfg.pipeline.stages {
-        anyhow::ensure!(
-            ALL_STEPS.contains(&s.as_str()),
-            "pipeline.stages: unknown stage `{s}` (stages: {})",
-            ALL_STEPS.join(", ")
-        );
-    }
+    validate_stages(cfg)?;
     steps::fill_paths(cfg)?;
     let run_dir = cfg.run_dir();
     crate::args::announce(cfg, &[])?;
@@ -155,7 +169,7 @@ pub fn run(cfg: &mut HoneConfig, opts: &RunOptions) -> anyhow::Result<Option<Pat
         done_est += step.estimate_s;
         notes.extend(out.notes);
     }
-    let files = hone_report::write_report(&run_dir)?;
+    let files = hone_report::write_report(&run_dir, &report_stages())?;
     eprintln!("\nhone run finished in {}", fmt_secs(start.elapsed().as_secs_f64()));
     for n in notes {
         println!("{n}");
@@ -167,7 +181,7 @@ pub fn run(cfg: &mut HoneConfig, opts: &RunOptions) -> anyhow::Result<Option<Pat
 
 /// The headline metric of every task, first and last evaluated stage, on stdout.
 fn print_headlines(run_dir: &std::path::Path) -> anyhow::Result<()> {
-    let facts = hone_report::gather(run_dir)?;
+    let facts = hone_report::gather(run_dir, &report_stages())?;
     let table = hone_report::build_table(&facts);
     if table.columns.is_empty() {
         return Ok(());
@@ -197,7 +211,34 @@ fn print_headlines(run_dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `stage` is a policy stage that gets evaluated.
-pub fn is_policy(stage: &str) -> bool {
-    POLICY.contains(&stage)
+/// Whether a stage is a policy stage that gets evaluated.
+pub fn is_policy(info: &hone_train::stage::StageInfo) -> bool {
+    info.role == hone_train::stage::Role::Policy
+}
+
+/// Checks `pipeline.stages` before any work: known names, preparation steps first and in order, no
+/// repeats, and each stage's settings.
+pub fn validate_stages(cfg: &HoneConfig) -> anyhow::Result<()> {
+    let stages = &cfg.pipeline.stages;
+    for s in stages {
+        if !all_steps().contains(&s.as_str()) {
+            return Err(steps::unknown_stage(s));
+        }
+    }
+    for (i, s) in stages.iter().enumerate() {
+        anyhow::ensure!(!stages[..i].contains(s), "pipeline.stages: `{s}` appears twice");
+    }
+    let prep: Vec<&str> = stages.iter().map(String::as_str).filter(|s| PREPARATION.contains(s)).collect();
+    let first_stage = stages.iter().position(|s| !PREPARATION.contains(&s.as_str())).unwrap_or(stages.len());
+    let ordered = PREPARATION.iter().copied().filter(|p| prep.contains(p)).collect::<Vec<_>>() == prep;
+    anyhow::ensure!(
+        ordered && stages[first_stage..].iter().all(|s| !PREPARATION.contains(&s.as_str())),
+        "pipeline.stages: the preparation steps come first, in the order {}, then the training stages (got {})",
+        PREPARATION.join(", "),
+        stages.join(", ")
+    );
+    for s in stages.iter().filter_map(|s| hone_train::stages::find(s)) {
+        s.validate(&cfg.stages)?;
+    }
+    Ok(())
 }

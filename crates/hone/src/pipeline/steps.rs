@@ -30,8 +30,11 @@ pub fn fill_paths(cfg: &mut HoneConfig) -> anyhow::Result<()> {
         if cfg.eval.world_dir.is_empty() {
             cfg.eval.world_dir = path_str(&world);
         }
-        fill_stage_paths(cfg, &world);
+        cfg.fill_stage_data(&world);
+    } else if world.join("summary.json").is_file() {
+        cfg.fill_stage_data(&world);
     }
+    set_starts(cfg)?;
     if cfg.eval.tasks.is_empty() {
         anyhow::ensure!(
             has(cfg, "world") || !cfg.pipeline.evaluate,
@@ -69,9 +72,52 @@ fn train_speed(cfg: &HoneConfig) -> f64 {
     let flops = cfg
         .model
         .resolve(Some(if cfg.model.vocab_size > 0 { cfg.model.vocab_size } else { cfg.tokenizer.vocab_size }))
-        .map(|c| c.train_flops_per_token(cfg.pretrain.seq_len))
+        .map(|c| c.train_flops_per_token(cfg.stages.pretrain.seq_len))
         .unwrap_or(2e7);
-    if cfg.pretrain.device == "cpu" { 5.0e10 / flops } else { 5.0e12 / flops }
+    if cfg.stages.pretrain.run.device == "cpu" { 5.0e10 / flops } else { 5.0e12 / flops }
+}
+
+/// Where each training stage of the pipeline starts, set as its `init` when the user left it empty:
+/// the final checkpoint of the nearest earlier policy stage of `pipeline.stages`. A stage that starts
+/// from a trained model with none before it, and no final in the run folder of a stage it may start
+/// from, fails here, before any work.
+fn set_starts(cfg: &mut HoneConfig) -> anyhow::Result<()> {
+    let run = cfg.run_dir();
+    let order = cfg.pipeline.stages.clone();
+    for (i, name) in order.iter().enumerate() {
+        let Some(stage) = hone_train::stages::find(name) else { continue };
+        let info = stage.info();
+        if info.starts_from.is_empty() {
+            continue;
+        }
+        let before = order[..i].iter().rev().find(|n| hone_train::stages::find(n).is_some_and(|s| is_policy(s.info())));
+        let Some(common) = stage.common_mut(&mut cfg.stages) else { continue };
+        if !common.init.is_empty() {
+            continue;
+        }
+        match before {
+            Some(prev) => common.init = path_str(&run.join(prev)),
+            None => {
+                let existing = info.starts_from.iter().any(|p| {
+                    hone_data::checkpoint::CheckpointDir::new(&run.join(p), 1)
+                        .final_checkpoint()
+                        .ok()
+                        .flatten()
+                        .is_some()
+                });
+                anyhow::ensure!(
+                    existing,
+                    "pipeline.stages: `{name}` starts from a trained model (one of {}), but no policy stage comes \
+                     before it and {} has none of their final checkpoints; put one of them before `{name}` (e.g. \
+                     stages = [..., \"{}\", \"{name}\"]) or set {name}.init",
+                    info.starts_from.join(", "),
+                    run.display(),
+                    info.starts_from[0]
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The steps of this pipeline, in order, with keys chained through what each reads.
@@ -81,9 +127,11 @@ pub fn plan(cfg: &HoneConfig) -> anyhow::Result<Vec<Step>> {
     let mut keys: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     let speed = train_speed(cfg);
     let world_key = if has(cfg, "world") { key(&["world", &section(&cfg.world)]) } else { String::new() };
-    for stage in &cfg.pipeline.stages {
-        let stage = stage.as_str();
-        let (k, outputs, est) = match stage {
+    // The policy stage each training stage starts from (its key chains into the stage's).
+    let mut last_policy: Option<&str> = None;
+    for name in &cfg.pipeline.stages {
+        let name = name.as_str();
+        let (k, outputs, est) = match name {
             "world" => (world_key.clone(), vec![run.join("world")], 3.0),
             "tokenizer" => (
                 key(&[
@@ -101,37 +149,52 @@ pub fn plan(cfg: &HoneConfig) -> anyhow::Result<Vec<Step>> {
                 vec![run.join("data")],
                 10.0,
             ),
-            "pretrain" => {
-                let p = &cfg.pretrain;
-                let tokens = (p.steps * (p.batch_size * p.seq_len * p.grad_accum) as u64) as f64;
-                (
-                    key(&[
-                        "pretrain",
-                        &section(&cfg.model),
-                        &section(&cfg.optim),
-                        &section(p),
-                        keys.get("data").map_or("", |s| s),
-                    ]),
-                    vec![run.join("pretrain")],
-                    tokens / speed,
-                )
+            other => {
+                let stage = hone_train::stages::find(other).ok_or_else(|| unknown_stage(other))?;
+                let info = stage.info();
+                let mut parts = vec![
+                    other.to_string(),
+                    stage.section_toml(&cfg.stages),
+                    section(&cfg.optim),
+                    section(&cfg.model),
+                    world_key.clone(),
+                ];
+                if !info.starts_from.is_empty() {
+                    parts.push(last_policy.and_then(|p| keys.get(p)).cloned().unwrap_or_default());
+                }
+                parts.extend(info.reads.iter().map(|r| keys.get(r).cloned().unwrap_or_default()));
+                if let Some(c) = stage.common(&cfg.stages) {
+                    parts.push(files_fingerprint(cfg, &c.data));
+                    parts.push(files_fingerprint(cfg, std::slice::from_ref(&c.eval_data)));
+                }
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                (key(&refs), vec![run.join(other)], stage.estimate_tokens(&cfg.stages) / speed)
             }
-            other => stage_step(cfg, other, &keys, &world_key, speed)?,
         };
-        keys.insert(stage, k.clone());
-        steps.push(Step { name: stage.to_string(), key: k.clone(), outputs, estimate_s: est });
-        if is_policy(stage) && cfg.pipeline.evaluate {
-            let fmt = if stage == "pretrain" { cfg.pipeline.base_format.as_str() } else { "task" };
+        keys.insert(name, k.clone());
+        steps.push(Step { name: name.to_string(), key: k.clone(), outputs, estimate_s: est });
+        let Some(stage) = hone_train::stages::find(name) else { continue };
+        if !is_policy(stage.info()) {
+            continue;
+        }
+        last_policy = Some(stage.info().name);
+        if cfg.pipeline.evaluate {
+            let fmt = if stage.info().starts_from.is_empty() { cfg.pipeline.base_format.as_str() } else { "task" };
             let ek = key(&["eval", &section(&cfg.eval), &section(&cfg.sample), fmt, &k, &world_key]);
             steps.push(Step {
-                name: format!("eval-{stage}"),
+                name: format!("eval-{name}"),
                 key: ek,
-                outputs: vec![run.join("eval").join(stage)],
+                outputs: vec![run.join("eval").join(name)],
                 estimate_s: eval_estimate(cfg),
             });
         }
     }
     Ok(steps)
+}
+
+/// The error for a name that is neither a preparation step nor a registered stage.
+pub fn unknown_stage(name: &str) -> anyhow::Error {
+    anyhow::anyhow!("pipeline.stages: unknown stage `{name}` (stages: {})", super::all_steps().join(", "))
 }
 
 fn eval_estimate(cfg: &HoneConfig) -> f64 {
@@ -163,11 +226,6 @@ pub fn execute(cfg: &HoneConfig, step: &Step, opts: &RunOptions, stop: &Arc<Atom
             eprintln!("data: {} training tokens, {} held-out", r.index.train.tokens, r.index.val.tokens);
             Ok(Outcome::done())
         }
-        "pretrain" => {
-            let o = hone_train::PretrainOptions { progress: opts.progress, stop: Some(stop.clone()) };
-            let r = hone_train::run_pretrain(&cfg.model, &cfg.optim, &cfg.pretrain, &run, &o)?;
-            Ok(Outcome { interrupted: r.summary.interrupted, notes: Vec::new() })
-        }
         name if name.starts_with("eval-") => evaluate(cfg, &name["eval-".len()..], opts),
         other => run_stage(cfg, other, opts, stop),
     }
@@ -179,7 +237,7 @@ fn evaluate(cfg: &HoneConfig, stage: &str, opts: &RunOptions) -> anyhow::Result<
     let device = hone_model::device::select(&cfg.eval.device)?;
     let m = hone_model::load_stage(&run, stage, &device)?;
     let mut eval = cfg.eval.clone();
-    if stage == "pretrain" {
+    if hone_train::stages::find(stage).is_some_and(|s| s.info().starts_from.is_empty()) {
         eval.format = cfg.pipeline.base_format.clone();
     }
     let world = (!eval.world_dir.is_empty()).then(|| PathBuf::from(&eval.world_dir));
@@ -198,90 +256,13 @@ fn evaluate(cfg: &HoneConfig, stage: &str, opts: &RunOptions) -> anyhow::Result<
     Ok(Outcome::done())
 }
 
-/// The post-training stages read the world's files by default; nothing to fill.
-fn fill_stage_paths(_cfg: &mut HoneConfig, _world: &Path) {}
-
-/// Key, outputs and cost of a post-training stage.
-fn stage_step(
-    cfg: &HoneConfig,
-    stage: &str,
-    keys: &std::collections::HashMap<&str, String>,
-    world_key: &str,
-    speed: f64,
-) -> anyhow::Result<(String, Vec<PathBuf>, f64)> {
-    let run = cfg.run_dir();
-    let prev = |names: &[&str]| names.iter().find_map(|n| keys.get(n).cloned()).unwrap_or_default();
-    let optim = section(&cfg.optim);
-    // Tokens a stage trains on, per step, for the estimate (sequences are up to max_len long; half is typical).
-    let (k, tokens) = match stage {
-        "sft" => (
-            key(&[
-                "sft",
-                &section(&cfg.sft),
-                &optim,
-                &prev(&["pretrain"]),
-                world_key,
-                &files_fingerprint(cfg, &cfg.sft.data),
-            ]),
-            (cfg.sft.steps * (cfg.sft.batch_size * cfg.sft.grad_accum * cfg.sft.max_len / 2) as u64) as f64,
-        ),
-        "reward" => (
-            key(&[
-                "reward",
-                &section(&cfg.reward),
-                &optim,
-                &prev(&["sft", "pretrain"]),
-                world_key,
-                &files_fingerprint(cfg, &cfg.reward.data),
-            ]),
-            (cfg.reward.steps * (cfg.reward.batch_size * cfg.reward.grad_accum * cfg.reward.max_len) as u64) as f64,
-        ),
-        "dpo" => (
-            key(&[
-                "dpo",
-                &section(&cfg.dpo),
-                &optim,
-                &prev(&["sft", "pretrain"]),
-                world_key,
-                &files_fingerprint(cfg, &cfg.dpo.data),
-                &files_fingerprint(cfg, std::slice::from_ref(&cfg.dpo.eval_data)),
-            ]),
-            // Chosen and rejected, plus the reference pass up front.
-            (cfg.dpo.steps * (cfg.dpo.batch_size * cfg.dpo.grad_accum * cfg.dpo.max_len) as u64) as f64 * 1.3,
-        ),
-        "rl" => (
-            key(&[
-                "rl",
-                &section(&cfg.rl),
-                &optim,
-                &prev(&["dpo", "sft", "pretrain"]),
-                &prev(&["reward"]),
-                world_key,
-                &files_fingerprint(cfg, &cfg.rl.data),
-            ]),
-            // Sampling costs about as much as training on what was sampled, several times over.
-            (cfg.rl.steps * (cfg.rl.prompts_per_step * cfg.rl.group_size * cfg.rl.max_new_tokens) as u64) as f64 * 4.0,
-        ),
-        other => anyhow::bail!("pipeline.stages: unknown stage `{other}`"),
-    };
-    Ok((k, vec![run.join(stage)], tokens / speed))
-}
-
-/// Runs a post-training stage from the previous stage of the pipeline.
-fn run_stage(cfg: &HoneConfig, stage: &str, opts: &RunOptions, stop: &Arc<AtomicBool>) -> anyhow::Result<Outcome> {
-    let run = cfg.run_dir();
-    let so = hone_train::stage::StageOptions { progress: opts.progress, stop: Some(stop.clone()) };
-    let r = match stage {
-        "sft" => hone_train::sft::run_sft(&cfg.optim, &cfg.sft, &run, None, &so)?,
-        "reward" => hone_train::reward::run_reward(&cfg.optim, &cfg.reward, &run, None, &so)?,
-        "dpo" => hone_train::dpo::run_dpo(&cfg.optim, &cfg.dpo, &run, None, &so)?,
-        "rl" => hone_train::rl::run_rl(&cfg.optim, &cfg.rl, &run, None, &so)?,
-        other => anyhow::bail!("pipeline.stages: unknown stage `{other}`"),
-    };
-    for n in &r.notes {
-        eprintln!("{n}");
-    }
+/// Runs a training stage of the pipeline.
+fn run_stage(cfg: &HoneConfig, name: &str, opts: &RunOptions, stop: &Arc<AtomicBool>) -> anyhow::Result<Outcome> {
+    let stage = hone_train::stages::find(name).ok_or_else(|| unknown_stage(name))?;
+    let mut ctx = cfg.stage_context(opts.progress);
+    ctx.stop = Some(stop.clone());
+    let r = stage.run(&cfg.stages, &ctx)?;
     let evals: Vec<String> = r.summary.last_eval.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-    let note = format!("{stage}: {} steps; {}", r.summary.steps_done, evals.join(", "));
+    let note = format!("{name}: {} steps; {}", r.summary.steps_done, evals.join(", "));
     Ok(Outcome { interrupted: r.summary.interrupted, notes: vec![note] })
 }

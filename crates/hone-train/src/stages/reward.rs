@@ -2,73 +2,76 @@
 //! preference pairs with the Bradley–Terry loss −log σ(r(chosen) − r(rejected)), reporting the
 //! held-out pairwise accuracy. The result opens with [`RewardModel::load`] for RL and evaluation.
 
-use crate::config::OptimConfig;
 use crate::data::shuffled_index;
-use crate::dpo::load_pairs;
-use crate::pairdata::{EncodedPair, PairData, PairRows};
-use crate::stage::{self, StageLoop, StageOptions, StageReport, stage_loop_of};
+use crate::pairdata::{EncodedPair, PairData, PairRows, load_pairs};
+use crate::stage::{self, DataKind, LoopConfig, Role, StageConfig, StageContext, StageDef, StageInfo, StageReport};
 use crate::trainer::Task;
 use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
+use hone_data::RecordFormat;
 use hone_model::llama::ids_tensor;
-use std::path::Path;
 
 pub use crate::reward_model::RewardModel;
 
 hone_data::config_section! {
     /// A reward model (trunk + scalar head) trained on preference pairs (Bradley–Terry).
     pub struct RewardConfig {
-        /// Starting checkpoint for the trunk; empty = `<run dir>/sft`'s final.
-        init: String = String::new(),
-        /// Preference files or folders; empty = `<run dir>/world/preference.jsonl`.
-        data: Vec<String> = Vec::new(),
-        /// Held-out preference file; empty = `<run dir>/world/preference_eval.jsonl` when `data` is
-        /// empty, else a `val_fraction` split of `data`.
-        eval_data: String = String::new(),
         /// `auto` (from the file name), `jsonl` or `json`.
-        format: String = "auto".to_string(),
+        format: RecordFormat = RecordFormat::Auto,
         /// Count and drop bad records instead of stopping.
         skip_invalid: bool = false,
         /// Share of `data` held out when there is no `eval_data`.
         val_fraction: f64 = 0.05,
         /// Longest prompt + reply in tokens; longer ones are cut (and counted).
         max_len: usize = 256,
-        /// Optimizer steps.
-        steps: u64 = 200,
         /// Pairs per micro-batch.
         batch_size: usize = 8,
-        /// Micro-batches per optimizer step.
-        grad_accum: usize = 1,
-        /// Peak learning rate (replaces `optim.lr` for this stage and scales `optim.muon_lr` by the same factor).
-        lr: f64 = 1e-4,
-        /// Warmup steps (replaces `optim.warmup_steps` for this stage).
-        warmup_steps: u64 = 10,
-        /// Held-out accuracy every N steps (and at the end); 0 = only at the end.
-        eval_every: u64 = 50,
-        /// Checkpoint every N steps (and at the end); 0 = only at the end.
-        checkpoint_every: u64 = 100,
-        /// Checkpoints kept besides the final one.
-        keep_last: usize = 2,
-        /// Seed of the head's initialisation, the data order and the validation split.
-        seed: u64 = 0,
-        /// `cpu`, `cuda[:N]` or `wgpu` (when built with those features).
-        device: String = "cpu".to_string(),
-        /// A metrics line every N steps.
-        log_every: u64 = 10,
+        ..common: StageConfig = StageConfig {
+            lr: 1e-4,
+            warmup_steps: 10,
+            run: LoopConfig { steps: 200, eval_every: 50, checkpoint_every: 100, ..LoopConfig::default() },
+            ..StageConfig::default()
+        },
     }
 }
 
-impl RewardConfig {
-    pub fn stage_loop(&self) -> StageLoop {
-        stage_loop_of!(self)
+/// The reward-model stage.
+pub struct Reward;
+
+impl StageDef for Reward {
+    type Config = RewardConfig;
+    const INFO: StageInfo = StageInfo {
+        name: "reward",
+        about: "Train a reward model (trunk + scalar head) on preference pairs; Ctrl-C stops, rerun resumes.",
+        starts_from: &["sft", "pretrain"],
+        reads: &[],
+        role: Role::Auxiliary,
+        label: "reward",
+        data: Some(DataKind::Pairs),
+    };
+
+    fn common(cfg: &RewardConfig) -> Option<&StageConfig> {
+        Some(&cfg.common)
+    }
+    fn common_mut(cfg: &mut RewardConfig) -> Option<&mut StageConfig> {
+        Some(&mut cfg.common)
     }
 
-    pub fn validate(&self) -> anyhow::Result<()> {
-        self.stage_loop().validate("reward")?;
-        anyhow::ensure!(self.batch_size > 0, "reward.batch_size must be positive");
-        anyhow::ensure!(self.max_len >= 2, "reward.max_len must be at least 2");
-        anyhow::ensure!((0.0..1.0).contains(&self.val_fraction), "reward.val_fraction must be in [0, 1)");
+    fn validate(cfg: &RewardConfig) -> anyhow::Result<()> {
+        cfg.common.validate("reward")?;
+        anyhow::ensure!(cfg.batch_size > 0, "reward.batch_size must be positive");
+        anyhow::ensure!(cfg.max_len >= 2, "reward.max_len must be at least 2");
+        anyhow::ensure!((0.0..1.0).contains(&cfg.val_fraction), "reward.val_fraction must be in [0, 1)");
         Ok(())
+    }
+
+    fn estimate_tokens(cfg: &RewardConfig) -> f64 {
+        let run = &cfg.common.run;
+        (run.steps * (cfg.batch_size * run.grad_accum * cfg.max_len) as u64) as f64
+    }
+
+    fn run(cfg: &RewardConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
+        run_reward(cfg, ctx)
     }
 }
 
@@ -167,41 +170,30 @@ impl Task<RewardModel> for RewardTask {
     }
 }
 
-/// `hone reward`: trains a reward model from the init checkpoint's trunk into `<run_dir>/reward/`.
-pub fn run_reward(
-    optim: &OptimConfig,
-    cfg: &RewardConfig,
-    run_dir: &Path,
-    init_override: Option<&Path>,
-    opts: &StageOptions,
-) -> anyhow::Result<StageReport> {
-    cfg.validate()?;
-    optim.validate()?;
-    let (opened, _) =
-        stage::open_start(run_dir, init_override, &cfg.init, "reward", &["sft"], &cfg.device, Some(cfg.max_len))?;
+/// `hone reward`: trains a reward model from the starting checkpoint's trunk into `<run_dir>/reward/`.
+fn run_reward(cfg: &RewardConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
+    let common = &cfg.common;
+    let (opened, _) = stage::open_start(&ctx.run_dir, &Reward::INFO, common, Some(cfg.max_len))?;
     let (data, notes) = load_pairs(
         "reward",
-        run_dir,
-        &cfg.data,
-        &cfg.eval_data,
-        &cfg.format,
+        &common.data_paths("reward")?,
+        common.eval_path(),
+        cfg.format.as_str(),
         cfg.skip_invalid,
         &opened,
         cfg.max_len,
         cfg.val_fraction,
-        cfg.seed,
+        common.run.seed,
     )?;
-    for n in &notes {
-        eprintln!("{n}");
-    }
+    let notes = stage::print_notes(notes);
     eprintln!("reward: trunk from {}", opened.dir.display());
     let pad = opened.tokenizer.pad_id;
-    let model = RewardModel::new(opened.model, cfg.seed);
-    let stage_optim = cfg.stage_loop().optim(optim);
-    let mut settings = cfg.stage_loop().settings("reward", &(&model.trunk.config, &stage_optim, cfg), opts.progress);
-    settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(&model.hf_config(pad))?));
-    let mut task = RewardTask::new(data, pad, cfg.seed, cfg.batch_size, cfg.grad_accum);
+    let model = RewardModel::new(opened.model, common.run.seed);
+    let stage_optim = common.optim(ctx.optim);
+    let settings = common.run.settings("reward", &(&model.trunk.config, &stage_optim, cfg), ctx.progress);
+    let config_json = model.hf_config(pad);
+    let mut task = RewardTask::new(data, pad, common.run.seed, cfg.batch_size, common.run.grad_accum);
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(model, &stage_optim, settings, run_dir, &mut task, opts)?;
-    Ok(StageReport { summary, stage_dir, init: opened.dir, resumed_from, notes })
+        stage::train_stage(model, &stage_optim, settings, &config_json, &mut task, ctx)?;
+    Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
 }

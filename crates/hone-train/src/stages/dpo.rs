@@ -13,34 +13,26 @@
 //! inference copy that is then dropped; they are cached in the stage folder (keyed by the reference
 //! weights and the tokens), so a resumed run reuses them and the reference never changes.
 
-use crate::config::OptimConfig;
 use crate::data::shuffled_index;
-use crate::pairdata::{EncodedPair, PairData, PairRows, encode_pairs};
-use crate::sft::weights_tensor;
-use crate::stage::{self, Opened, StageLoop, StageOptions, StageReport, stage_loop_of};
+use crate::pairdata::{EncodedPair, PairData, PairRows, load_pairs, sequence_logps};
+use crate::reference::{self, Keyed};
+use crate::stage::{self, DataKind, LoopConfig, Role, StageConfig, StageContext, StageDef, StageInfo, StageReport};
 use crate::trainer::Task;
+use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
-use burn::tensor::{Device, Tensor, TensorData};
-use hone_data::pairs::read_pairs;
+use hone_data::RecordFormat;
 use hone_model::Llama;
-use hone_model::llama::{ids_tensor, token_log_probs};
+use hone_model::llama::constant;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 hone_data::config_section! {
     /// Preference optimisation against a frozen reference (DPO, IPO) or without one (SimPO).
     pub struct DpoConfig {
-        /// Starting checkpoint; empty = `<run dir>/sft`'s final.
-        init: String = String::new(),
         /// Reference checkpoint; empty = the starting checkpoint.
         reference: String = String::new(),
-        /// Preference files or folders; empty = `<run dir>/world/preference.jsonl`.
-        data: Vec<String> = Vec::new(),
-        /// Held-out preference file; empty = `<run dir>/world/preference_eval.jsonl` when `data` is
-        /// empty, else a `val_fraction` split of `data`.
-        eval_data: String = String::new(),
         /// `auto` (from the file name), `jsonl` or `json`.
-        format: String = "auto".to_string(),
+        format: RecordFormat = RecordFormat::Auto,
         /// Count and drop bad records instead of stopping.
         skip_invalid: bool = false,
         /// Share of `data` held out when there is no `eval_data` (by a seeded hash of the prompt).
@@ -51,7 +43,7 @@ hone_data::config_section! {
         /// Longest prompt + reply in tokens; longer ones are cut (and counted).
         max_len: usize = 256,
         /// `sigmoid` (DPO), `ipo`, or `simpo` (reference-free, length-normalised).
-        loss: String = "sigmoid".to_string(),
+        loss: DpoLossKind = DpoLossKind::Sigmoid,
         /// β: the strength of the pull toward the reference (sigmoid, ipo) or the reward scale (simpo).
         beta: f64 = 0.1,
         /// Label smoothing ε in [0, 0.5): the assumed share of flipped labels (cDPO); sigmoid and simpo.
@@ -63,28 +55,60 @@ hone_data::config_section! {
         rpo_alpha: f64 = 0.0,
         /// SimPO's target reward margin γ.
         simpo_gamma: f64 = 0.5,
-        /// Optimizer steps.
-        steps: u64 = 200,
         /// Pairs per micro-batch.
         batch_size: usize = 8,
-        /// Micro-batches per optimizer step.
-        grad_accum: usize = 1,
-        /// Peak learning rate (replaces `optim.lr` for this stage and scales `optim.muon_lr` by the same factor).
-        lr: f64 = 1e-4,
-        /// Warmup steps (replaces `optim.warmup_steps` for this stage).
-        warmup_steps: u64 = 10,
-        /// Held-out loss and preference accuracy every N steps (and at the end); 0 = only at the end.
-        eval_every: u64 = 50,
-        /// Checkpoint every N steps (and at the end); 0 = only at the end.
-        checkpoint_every: u64 = 100,
-        /// Checkpoints kept besides the final one.
-        keep_last: usize = 2,
-        /// Seed of the data order and the validation split.
-        seed: u64 = 0,
-        /// `cpu`, `cuda[:N]` or `wgpu` (when built with those features).
-        device: String = "cpu".to_string(),
-        /// A metrics line every N steps.
-        log_every: u64 = 10,
+        ..common: StageConfig = StageConfig {
+            lr: 1e-4,
+            warmup_steps: 10,
+            run: LoopConfig { steps: 200, eval_every: 50, checkpoint_every: 100, ..LoopConfig::default() },
+            ..StageConfig::default()
+        },
+    }
+}
+
+/// The loss, as named in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DpoLossKind {
+    Sigmoid,
+    Ipo,
+    Simpo,
+}
+
+/// The DPO stage (and its IPO and SimPO variants).
+pub struct Dpo;
+
+impl StageDef for Dpo {
+    type Config = DpoConfig;
+    const INFO: StageInfo = StageInfo {
+        name: "dpo",
+        about: "Preference-tune (DPO, IPO, SimPO) against a frozen reference; Ctrl-C stops, rerun resumes.",
+        starts_from: &["sft", "pretrain"],
+        reads: &[],
+        role: Role::Policy,
+        label: "dpo",
+        data: Some(DataKind::Pairs),
+    };
+
+    fn common(cfg: &DpoConfig) -> Option<&StageConfig> {
+        Some(&cfg.common)
+    }
+    fn common_mut(cfg: &mut DpoConfig) -> Option<&mut StageConfig> {
+        Some(&mut cfg.common)
+    }
+
+    fn validate(cfg: &DpoConfig) -> anyhow::Result<()> {
+        cfg.validate()
+    }
+
+    fn estimate_tokens(cfg: &DpoConfig) -> f64 {
+        // Chosen and rejected, plus the reference pass up front.
+        let run = &cfg.common.run;
+        (run.steps * (cfg.batch_size * run.grad_accum * cfg.max_len) as u64) as f64 * 1.3
+    }
+
+    fn run(cfg: &DpoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
+        run_dpo(cfg, ctx)
     }
 }
 
@@ -97,25 +121,20 @@ pub enum DpoLoss {
 }
 
 impl DpoConfig {
-    pub fn stage_loop(&self) -> StageLoop {
-        stage_loop_of!(self)
-    }
-
     pub fn variant(&self) -> anyhow::Result<DpoLoss> {
         anyhow::ensure!(self.beta > 0.0, "dpo.beta must be positive");
         anyhow::ensure!((0.0..0.5).contains(&self.label_smoothing), "dpo.label_smoothing must be in [0, 0.5)");
-        Ok(match self.loss.as_str() {
-            "sigmoid" => DpoLoss::Sigmoid { beta: self.beta, label_smoothing: self.label_smoothing },
-            "ipo" => DpoLoss::Ipo { beta: self.beta },
-            "simpo" => {
+        Ok(match self.loss {
+            DpoLossKind::Sigmoid => DpoLoss::Sigmoid { beta: self.beta, label_smoothing: self.label_smoothing },
+            DpoLossKind::Ipo => DpoLoss::Ipo { beta: self.beta },
+            DpoLossKind::Simpo => {
                 DpoLoss::Simpo { beta: self.beta, gamma: self.simpo_gamma, label_smoothing: self.label_smoothing }
             }
-            other => anyhow::bail!("dpo.loss: `{other}` is not one of sigmoid, ipo, simpo"),
         })
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.stage_loop().validate("dpo")?;
+        self.common.validate("dpo")?;
         self.variant()?;
         anyhow::ensure!(self.batch_size > 0, "dpo.batch_size must be positive");
         anyhow::ensure!(self.max_len >= 2, "dpo.max_len must be at least 2");
@@ -167,23 +186,6 @@ impl DpoLoss {
     }
 }
 
-/// Sequence log-probabilities `[rows]` of the reply tokens: sums, or means when `averaged`.
-pub fn sequence_logps(model: &Llama, rows: &PairRows, averaged: bool) -> Tensor<1> {
-    let d = model.device();
-    let logits = model.forward(ids_tensor(&rows.inputs, rows.rows, rows.seq, d)); // [rows, seq, vocab]
-    let logp = token_log_probs(logits, ids_tensor(&rows.targets, rows.rows, rows.seq, d)); // [rows, seq]
-    let w = weights_tensor(&rows.weights, rows.rows, rows.seq, d);
-    let sums = (logp * w).sum_dim(1).reshape([rows.rows]); // [rows]
-    if averaged { sums / vector(&rows.counts(), d) } else { sums }
-}
-
-/// A constant `[n]` tensor on `device`.
-pub fn vector(v: &[f32], device: &Device) -> Tensor<1> {
-    let plain = device.clone().without_autodiff();
-    let t = Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &plain);
-    if device.is_autodiff() { t.autodiff() } else { t }
-}
-
 /// The reference's sequence log-probabilities of every pair: summed and per-token counts, so either
 /// form can be used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,39 +224,23 @@ impl ReferenceLogps {
         ReferenceLogps { key, train: run(&data.train), val: run(&data.val) }
     }
 
-    /// The cached values at `path` when their key is `key`, else computes and caches them.
-    pub fn cached(
-        path: &Path,
-        key: &str,
-        compute: impl FnOnce() -> anyhow::Result<ReferenceLogps>,
-    ) -> anyhow::Result<(ReferenceLogps, bool)> {
-        if let Ok(bytes) = std::fs::read(path)
-            && let Ok(r) = serde_json::from_slice::<ReferenceLogps>(&bytes)
-            && r.key == key
-        {
-            return Ok((r, true));
-        }
-        let r = compute()?;
-        hone_data::atomic::write_atomic(path, &serde_json::to_vec(&r)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok((r, false))
+}
+
+impl Keyed for ReferenceLogps {
+    fn key(&self) -> &str {
+        &self.key
     }
 }
 
 /// The cache key: the reference weights, the tokens of every pair and the row length.
 pub fn reference_key(reference: &Llama, data: &PairData, len: usize) -> anyhow::Result<String> {
-    let weights = hone_model::weights::model_to_safetensors(reference)?;
-    let tokens = serde_json::to_vec(&(
-        data.train
-            .iter()
-            .map(|p| (&p.chosen.ids, &p.rejected.ids, &p.chosen.mask, &p.rejected.mask))
-            .collect::<Vec<_>>(),
-        data.val.iter().map(|p| (&p.chosen.ids, &p.rejected.ids, &p.chosen.mask, &p.rejected.mask)).collect::<Vec<_>>(),
-        len,
-    ))?;
-    Ok(hone_data::hash::sha256_hex(
-        &[hone_data::hash::sha256_hex(&weights), hone_data::hash::sha256_hex(&tokens)].concat().into_bytes(),
-    ))
+    fn side(p: &EncodedPair) -> (&Vec<u32>, &Vec<u32>, &Vec<bool>, &Vec<bool>) {
+        (&p.chosen.ids, &p.rejected.ids, &p.chosen.mask, &p.rejected.mask)
+    }
+    reference::key(
+        reference,
+        &(data.train.iter().map(side).collect::<Vec<_>>(), data.val.iter().map(side).collect::<Vec<_>>(), len),
+    )
 }
 
 /// The DPO objective over encoded pairs with their reference log-probabilities.
@@ -301,13 +287,13 @@ impl DpoTask {
         let side = |i: usize, j: usize| -> Vec<f32> {
             refs.iter().map(|r| if avg { r[i] / r[j].max(1.0) } else { r[i] }).collect()
         };
-        let (rc, rr) = (vector(&side(0, 2), d), vector(&side(1, 3), d));
+        let (rc, rr) = (constant(side(0, 2), [b], d), constant(side(1, 3), [b], d));
         let nll = if self.rpo_alpha > 0.0 {
             // Per-token log-likelihood of each chosen reply `[b]`.
             let per_token = if avg {
                 pc.clone()
             } else {
-                pc.clone() / vector(&rows.counts()[..b].iter().map(|c| c.max(1.0)).collect::<Vec<_>>(), d)
+                pc.clone() / constant(rows.counts()[..b].iter().map(|c| c.max(1.0)).collect(), [b], d)
             };
             Some(per_token.mean().neg().mul_scalar(self.rpo_alpha))
         } else {
@@ -390,94 +376,27 @@ impl Task for DpoTask {
     }
 }
 
-/// The preference files of a stage: `data` (default the world's `preference.jsonl`) and the
-/// held-out file (default the world's `preference_eval.jsonl` when `data` is the default).
-pub fn preference_inputs(run_dir: &Path, data: &[String], eval_data: &str) -> (Vec<String>, Option<PathBuf>) {
-    if data.is_empty() {
-        let eval =
-            if eval_data.is_empty() { run_dir.join("world/preference_eval.jsonl") } else { PathBuf::from(eval_data) };
-        (vec![run_dir.join("world/preference.jsonl").display().to_string()], Some(eval))
-    } else {
-        (data.to_vec(), (!eval_data.is_empty()).then(|| PathBuf::from(eval_data)))
-    }
-}
-
-/// Reads and encodes the pairs of a preference stage; returns the data and lines to print.
-#[allow(clippy::too_many_arguments)]
-pub fn load_pairs(
-    stage: &str,
-    run_dir: &Path,
-    data: &[String],
-    eval_data: &str,
-    format: &str,
-    skip_invalid: bool,
-    opened: &Opened,
-    max_len: usize,
-    val_fraction: f64,
-    seed: u64,
-) -> anyhow::Result<(PairData, Vec<String>)> {
-    let (inputs, eval) = preference_inputs(run_dir, data, eval_data);
-    let paths = hone_data::read::expand_inputs(&inputs)?;
-    let train = read_pairs(&paths, format, skip_invalid)?;
-    let val = match &eval {
-        Some(p) => read_pairs(std::slice::from_ref(p), format, skip_invalid)?,
-        None => Default::default(),
-    };
-    let d = encode_pairs(&train.items, &val.items, &opened.tokenizer, &opened.template, max_len, val_fraction, seed)?;
-    anyhow::ensure!(!d.train.is_empty(), "{stage}: no training pairs in {}", inputs.join(", "));
-    let mut notes = vec![format!(
-        "{stage}: {} training pairs, {} held out{}",
-        d.train.len(),
-        d.val.len(),
-        eval.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default()
-    )];
-    let skipped = train.skipped + val.skipped;
-    if skipped > 0 {
-        let ex: Vec<String> = train.skip_examples.iter().chain(&val.skip_examples).take(3).cloned().collect();
-        notes.push(format!("{stage}: {skipped} bad records skipped, e.g. {}", ex.join("; ")));
-    }
-    if d.truncated > 0 {
-        notes.push(format!("{stage}: warning: {} pairs cut to {stage}.max_len = {max_len} tokens", d.truncated));
-    }
-    if d.dropped > 0 {
-        notes.push(format!("{stage}: warning: {} pairs dropped: no reply token within {stage}.max_len", d.dropped));
-    }
-    Ok((d, notes))
-}
-
-/// `hone dpo`: preference-tunes the init checkpoint into `<run_dir>/dpo/`.
-pub fn run_dpo(
-    optim: &OptimConfig,
-    cfg: &DpoConfig,
-    run_dir: &Path,
-    init_override: Option<&Path>,
-    opts: &StageOptions,
-) -> anyhow::Result<StageReport> {
-    cfg.validate()?;
-    optim.validate()?;
+/// `hone dpo`: preference-tunes the starting checkpoint into `<run_dir>/dpo/`.
+fn run_dpo(cfg: &DpoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
+    let common = &cfg.common;
     let loss = cfg.variant()?;
-    let (opened, device) =
-        stage::open_start(run_dir, init_override, &cfg.init, "dpo", &["sft"], &cfg.device, Some(cfg.max_len))?;
-    let (data, notes) = load_pairs(
+    let (opened, device) = stage::open_start(&ctx.run_dir, &Dpo::INFO, common, Some(cfg.max_len))?;
+    let (mut data, notes) = load_pairs(
         "dpo",
-        run_dir,
-        &cfg.data,
-        &cfg.eval_data,
-        &cfg.format,
+        &common.data_paths("dpo")?,
+        common.eval_path(),
+        cfg.format.as_str(),
         cfg.skip_invalid,
         &opened,
         cfg.max_len,
         cfg.val_fraction,
-        cfg.seed,
+        common.run.seed,
     )?;
-    for n in &notes {
-        eprintln!("{n}");
-    }
-    let mut data = data;
+    let notes = stage::print_notes(notes);
     if cfg.max_pairs > 0 && data.train.len() > cfg.max_pairs {
         use rand::seq::SliceRandom;
         let mut idx: Vec<usize> = (0..data.train.len()).collect();
-        idx.shuffle(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(cfg.seed ^ 0x5eed_da1a));
+        idx.shuffle(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(common.run.seed ^ 0x5eed_da1a));
         idx.truncate(cfg.max_pairs);
         idx.sort_unstable();
         let mut keep = vec![false; data.train.len()];
@@ -488,7 +407,7 @@ pub fn run_dpo(
         data.train.retain(|_| k.next().unwrap_or(false));
         eprintln!("dpo: training on a seeded sample of {} pairs (dpo.max_pairs)", data.train.len());
     }
-    let stage_dir = run_dir.join("dpo");
+    let stage_dir = ctx.run_dir.join("dpo");
     std::fs::create_dir_all(&stage_dir).map_err(|e| anyhow::anyhow!("{}: {e}", stage_dir.display()))?;
     let len = data.longest();
     let reference = if !loss.uses_reference() {
@@ -504,7 +423,8 @@ pub fn run_dpo(
             stage::open(Path::new(&cfg.reference), &device)?.model
         };
         let key = reference_key(&ref_model, &data, len)?;
-        let (r, reused) = ReferenceLogps::cached(&stage_dir.join("reference_logps.json"), &key, || {
+        let path = stage_dir.join("reference_logps.json");
+        let (r, reused) = reference::cached(&path, &key, || {
             eprintln!(
                 "dpo: computing the reference's log-probabilities of {} pairs",
                 data.train.len() + data.val.len()
@@ -512,18 +432,25 @@ pub fn run_dpo(
             Ok(ReferenceLogps::compute(&ref_model, &data, opened.tokenizer.pad_id, len, cfg.batch_size, key.clone()))
         })?;
         if reused {
-            eprintln!("dpo: reference log-probabilities from {}", stage_dir.join("reference_logps.json").display());
+            eprintln!("dpo: reference log-probabilities from {}", path.display());
         }
         r
     };
     eprintln!("dpo: starting from {}", opened.dir.display());
-    let stage_optim = cfg.stage_loop().optim(optim);
-    let mut settings = cfg.stage_loop().settings("dpo", &(&opened.model.config, &stage_optim, cfg), opts.progress);
-    settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(&opened.model.config.to_hf_json())?));
-    let mut task =
-        DpoTask::new(data, reference, loss, opened.tokenizer.pad_id, cfg.seed, cfg.batch_size, cfg.grad_accum);
+    let stage_optim = common.optim(ctx.optim);
+    let settings = common.run.settings("dpo", &(&opened.model.config, &stage_optim, cfg), ctx.progress);
+    let config_json = opened.model.config.to_hf_json();
+    let mut task = DpoTask::new(
+        data,
+        reference,
+        loss,
+        opened.tokenizer.pad_id,
+        common.run.seed,
+        cfg.batch_size,
+        common.run.grad_accum,
+    );
     task.rpo_alpha = cfg.rpo_alpha;
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(opened.model, &stage_optim, settings, run_dir, &mut task, opts)?;
-    Ok(StageReport { summary, stage_dir, init: opened.dir, resumed_from, notes })
+        stage::train_stage(opened.model, &stage_optim, settings, &config_json, &mut task, ctx)?;
+    Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
 }

@@ -9,14 +9,13 @@
 //!   sampling policy (1 in value here, one update per batch of samples, as TRL with one iteration)
 //!   and KL the k3 estimator exp(q − p) − (q − p) − 1 of KL(π‖π_ref) (Schulman 2020), q the frozen
 //!   reference's log-probability; averaged over each completion's tokens, then over completions.
-//! - Rewards: the record's verifier (`hone_world::score::Scorer`: `number`, `contains_any`, …) or a
+//! - Rewards: the record's verifier (`hone_tasks::score::Scorer`: `number`, `contains_any`, …) or a
 //!   reward model from `hone reward`.
 
-use crate::config::OptimConfig;
+use crate::batch::{Example, Rows};
 use crate::data::shuffled_index;
 use crate::reward_model::RewardModel;
-use crate::sft::{Example, SftBatch, weights_tensor};
-use crate::stage::{self, StageLoop, StageOptions, StageReport, stage_loop_of};
+use crate::stage::{self, DataKind, LoopConfig, Role, StageConfig, StageContext, StageDef, StageInfo, StageReport};
 use crate::trainer::Task;
 use burn::tensor::Tensor;
 use hone_data::chat::{ChatTemplate, Message};
@@ -25,9 +24,10 @@ use hone_data::sft::turns;
 use hone_data::tokenizer::Tokenizer;
 use hone_data::{DataError, Location};
 use hone_model::Llama;
-use hone_model::llama::{ids_tensor, token_log_probs};
+use hone_model::llama::{constant, ids_tensor, token_log_probs};
 use hone_model::sample::{Finish, SampleConfig, generate};
-use hone_world::score::Scorer;
+use hone_tasks::score::Scorer;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -35,24 +35,19 @@ use std::str::FromStr;
 hone_data::config_section! {
     /// Online RL (GRPO or RLOO) with a verifier or a reward model, KL-regularised to a frozen reference.
     pub struct RlConfig {
-        /// Starting checkpoint; empty = `<run dir>/dpo`'s final, else `<run dir>/sft`'s.
-        init: String = String::new(),
         /// Reference checkpoint for the KL penalty; empty = the starting checkpoint.
         reference: String = String::new(),
-        /// Prompt files (JSONL/JSON records with `prompt`, and `scorer` + `targets` for the verifier);
-        /// empty = `<run dir>/world/rl.jsonl`.
-        data: Vec<String> = Vec::new(),
         /// Only prompts whose `kind` is one of these (empty = all), e.g. ["arithmetic"].
         kinds: Vec<String> = Vec::new(),
         /// `verifier` (each record's scorer) or `model` (the reward model at `reward_model`).
-        reward: String = "verifier".to_string(),
+        reward: RewardKind = RewardKind::Verifier,
         /// Reward model checkpoint or stage folder; empty = `<run dir>/reward`.
         reward_model: String = String::new(),
         /// `grpo` (group-normalised advantages) or `rloo` (leave-one-out baseline).
-        algorithm: String = "grpo".to_string(),
+        algorithm: Algorithm = Algorithm::Grpo,
         /// Completions sampled per prompt.
         group_size: usize = 8,
-        /// Prompts per optimizer step.
+        /// Prompts per micro-batch.
         prompts_per_step: usize = 4,
         /// Longest completion in tokens.
         max_new_tokens: usize = 32,
@@ -62,44 +57,70 @@ hone_data::config_section! {
         clip_eps: f64 = 0.2,
         /// Weight β of the KL penalty to the reference.
         kl_beta: f64 = 0.04,
-        /// Share of the prompts held out for evaluation (greedy, verifier score).
+        /// Share of the prompts held out for evaluation (greedy, verifier score) when there is no
+        /// `eval_data`.
         val_fraction: f64 = 0.1,
         /// Most held-out prompts evaluated.
         eval_prompts: usize = 64,
-        /// Optimizer steps.
-        steps: u64 = 100,
-        /// Peak learning rate (replaces `optim.lr` for this stage and scales `optim.muon_lr` by the same factor).
-        lr: f64 = 2e-5,
-        /// Warmup steps (replaces `optim.warmup_steps` for this stage).
-        warmup_steps: u64 = 5,
-        /// Held-out evaluation every N steps (and at the end); 0 = only at the end.
-        eval_every: u64 = 25,
-        /// Checkpoint every N steps (and at the end); 0 = only at the end.
-        checkpoint_every: u64 = 25,
-        /// Checkpoints kept besides the final one.
-        keep_last: usize = 2,
-        /// Seed of the prompt order, the held-out split and the sampling.
-        seed: u64 = 0,
-        /// `cpu`, `cuda[:N]` or `wgpu` (when built with those features).
-        device: String = "cpu".to_string(),
-        /// A metrics line every N steps.
-        log_every: u64 = 1,
+        ..common: StageConfig = StageConfig {
+            lr: 2e-5,
+            warmup_steps: 5,
+            run: LoopConfig { steps: 100, eval_every: 25, checkpoint_every: 25, log_every: 1, ..LoopConfig::default() },
+            ..StageConfig::default()
+        },
+    }
+}
+
+/// Where RL's rewards come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RewardKind {
+    /// Each prompt's scorer.
+    Verifier,
+    /// The reward model of `rl.reward_model`.
+    Model,
+}
+
+/// The RL stage.
+pub struct Rl;
+
+impl StageDef for Rl {
+    type Config = RlConfig;
+    const INFO: StageInfo = StageInfo {
+        name: "rl",
+        about: "Online RL (GRPO, RLOO) with verifiers or a reward model; Ctrl-C stops, rerun resumes.",
+        starts_from: &["dpo", "sft", "pretrain"],
+        reads: &["reward"],
+        role: Role::Policy,
+        label: "rl",
+        data: Some(DataKind::Prompts),
+    };
+
+    fn common(cfg: &RlConfig) -> Option<&StageConfig> {
+        Some(&cfg.common)
+    }
+    fn common_mut(cfg: &mut RlConfig) -> Option<&mut StageConfig> {
+        Some(&mut cfg.common)
+    }
+
+    fn validate(cfg: &RlConfig) -> anyhow::Result<()> {
+        cfg.validate()
+    }
+
+    fn estimate_tokens(cfg: &RlConfig) -> f64 {
+        // Sampling costs about as much as training on what was sampled, several times over.
+        let run = &cfg.common.run;
+        (run.steps * (run.grad_accum * cfg.prompts_per_step * cfg.group_size * cfg.max_new_tokens) as u64) as f64 * 4.0
+    }
+
+    fn run(cfg: &RlConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
+        run_rl(cfg, ctx)
     }
 }
 
 impl RlConfig {
-    pub fn stage_loop(&self) -> StageLoop {
-        stage_loop_of!(self, 1)
-    }
-
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.stage_loop().validate("rl")?;
-        anyhow::ensure!(
-            matches!(self.reward.as_str(), "verifier" | "model"),
-            "rl.reward: `{}` is not one of verifier, model",
-            self.reward
-        );
-        Algorithm::parse(&self.algorithm)?;
+        self.common.validate("rl")?;
         anyhow::ensure!(self.group_size >= 2, "rl.group_size must be at least 2 (advantages compare a group)");
         anyhow::ensure!(self.prompts_per_step > 0, "rl.prompts_per_step must be positive");
         anyhow::ensure!(self.max_new_tokens > 0, "rl.max_new_tokens must be positive");
@@ -110,21 +131,15 @@ impl RlConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How advantages are computed from a group's rewards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     Grpo,
     Rloo,
 }
 
 impl Algorithm {
-    pub fn parse(s: &str) -> anyhow::Result<Algorithm> {
-        match s {
-            "grpo" => Ok(Algorithm::Grpo),
-            "rloo" => Ok(Algorithm::Rloo),
-            other => anyhow::bail!("rl.algorithm: `{other}` is not one of grpo, rloo"),
-        }
-    }
-
     /// Advantages of one group's rewards.
     pub fn advantages(self, r: &[f64]) -> Vec<f64> {
         let n = r.len() as f64;
@@ -196,6 +211,8 @@ pub struct RlTask {
     pub algorithm: Algorithm,
     pub group_size: usize,
     pub prompts_per_step: usize,
+    /// Micro-batches per optimizer step (each samples its own prompts).
+    pub grad_accum: usize,
     pub sample: SampleConfig,
     pub clip_eps: f64,
     pub kl_beta: f64,
@@ -235,13 +252,14 @@ impl RlTask {
             tokenizer,
             reference: reference.to_inference(),
             reward,
-            algorithm: Algorithm::parse(&cfg.algorithm)?,
+            algorithm: cfg.algorithm,
             group_size: cfg.group_size,
             prompts_per_step: cfg.prompts_per_step,
+            grad_accum: cfg.common.run.grad_accum,
             sample,
             clip_eps: cfg.clip_eps,
             kl_beta: cfg.kl_beta,
-            seed: cfg.seed,
+            seed: cfg.common.run.seed,
             metrics: Vec::new(),
         })
     }
@@ -285,16 +303,18 @@ pub struct Rollouts {
 impl RlTask {
     /// Samples and scores step `step`'s groups with the current policy: a pure function of (weights,
     /// step), so a resumed run draws the same samples.
-    pub fn rollouts(&self, model: &Llama, step: u64) -> anyhow::Result<Rollouts> {
+    pub fn rollouts(&self, model: &Llama, step: u64, micro: usize) -> anyhow::Result<Rollouts> {
+        // One sampling slot per micro-batch; with one micro-batch per step the slot is the step.
+        let slot = step * self.grad_accum as u64 + micro as u64;
         let n = self.train.len();
-        let first = step * self.prompts_per_step as u64;
+        let first = slot * self.prompts_per_step as u64;
         let chosen: Vec<usize> =
             (0..self.prompts_per_step as u64).map(|r| shuffled_index(n, self.seed, first + r)).collect();
         // Row k = prompt k / G, sample k % G; each row has its own RNG stream of this step's seed.
         let which: Vec<usize> = chosen.iter().flat_map(|&i| std::iter::repeat_n(i, self.group_size)).collect();
         let prompts: Vec<Vec<u32>> = which.iter().map(|&i| self.train_ids[i].clone()).collect();
         let cfg =
-            SampleConfig { seed: self.seed ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15), ..self.sample.clone() };
+            SampleConfig { seed: self.seed ^ (slot + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15), ..self.sample.clone() };
         let gens = generate(&model.to_inference(), &self.tokenizer, &prompts, &cfg, &mut |_, _| {})?;
         let rewards = self.rewards(&self.train, &self.train_ids, &which, &gens)?;
         let advantages: Vec<f64> = rewards.chunks(self.group_size).flat_map(|g| self.algorithm.advantages(g)).collect();
@@ -319,7 +339,7 @@ impl RlTask {
             })
             .collect();
         let refs: Vec<&Example> = examples.iter().collect();
-        let b = SftBatch::padded(&refs, self.tokenizer.pad_id);
+        let b = Rows::padded(&refs, self.tokenizer.pad_id);
         let d = model.device();
         let (rows, seq) = (b.rows, b.seq);
         let new =
@@ -331,16 +351,16 @@ impl RlTask {
         ); // [rows, seq]
         let reference = if d.is_autodiff() { reference.autodiff() } else { reference };
         let old = new.clone().detach();
-        let w = weights_tensor(&b.weights, rows, seq, d); // [rows, seq]
+        let w = constant(b.weights.clone(), [rows, seq], d); // [rows, seq]
         let a_rows: Vec<f32> = r.advantages.iter().flat_map(|&a| std::iter::repeat_n(a as f32, seq)).collect();
-        let a = weights_tensor(&a_rows, rows, seq, d); // [rows, seq]
+        let a = constant(a_rows, [rows, seq], d); // [rows, seq]
         let ratio = (new.clone() - old).exp();
         let surr = (ratio.clone() * a.clone()).min_pair(ratio.clamp(1.0 - self.clip_eps, 1.0 + self.clip_eps) * a);
         let diff = reference - new; // q − p
         let k3 = diff.clone().exp() - diff - 1.0; // [rows, seq]
         let per_token = (surr - k3.clone().mul_scalar(self.kl_beta)).neg() * w.clone();
         let counts: Vec<f32> = b.weights.chunks(seq).map(|c| c.iter().sum::<f32>().max(1.0)).collect();
-        let counts_t = crate::dpo::vector(&counts, d);
+        let counts_t = constant(counts, [rows], d);
         let loss = (per_token.sum_dim(1).reshape([rows]) / counts_t).mean();
 
         let kl: f32 = (k3 * w).without_autodiff().sum().into_scalar();
@@ -361,8 +381,8 @@ impl RlTask {
 }
 
 impl Task for RlTask {
-    fn loss(&mut self, model: &Llama, step: u64, _micro: usize) -> anyhow::Result<(Tensor<1>, u64)> {
-        let r = self.rollouts(model, step)?;
+    fn loss(&mut self, model: &Llama, step: u64, micro: usize) -> anyhow::Result<(Tensor<1>, u64)> {
+        let r = self.rollouts(model, step, micro)?;
         Ok(self.objective(model, &r))
     }
 
@@ -400,53 +420,45 @@ impl Task for RlTask {
     }
 }
 
-/// `hone rl`: trains the init checkpoint with GRPO/RLOO into `<run_dir>/rl/`.
-pub fn run_rl(
-    optim: &OptimConfig,
-    cfg: &RlConfig,
-    run_dir: &Path,
-    init_override: Option<&Path>,
-    opts: &StageOptions,
-) -> anyhow::Result<StageReport> {
-    cfg.validate()?;
-    optim.validate()?;
-    let (opened, device) =
-        stage::open_start(run_dir, init_override, &cfg.init, "rl", &["dpo", "sft"], &cfg.device, None)?;
-    let inputs =
-        if cfg.data.is_empty() { vec![run_dir.join("world/rl.jsonl").display().to_string()] } else { cfg.data.clone() };
-    let paths = hone_data::read::expand_inputs(&inputs)?;
-    let verifier = cfg.reward == "verifier";
-    let all = read_prompts(&paths, verifier, &cfg.kinds)?;
-    let (mut train, mut val): (Vec<RlPrompt>, Vec<RlPrompt>) = all
-        .into_iter()
-        .partition(|p| hone_data::hash::split_point(cfg.seed, &p.record.to_string()) >= cfg.val_fraction);
+/// `hone rl`: trains the starting checkpoint with GRPO/RLOO into `<run_dir>/rl/`.
+fn run_rl(cfg: &RlConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
+    let common = &cfg.common;
+    let seed = common.run.seed;
+    let (opened, device) = stage::open_start(&ctx.run_dir, &Rl::INFO, common, None)?;
+    let verifier = cfg.reward == RewardKind::Verifier;
+    let all = read_prompts(&common.data_paths("rl")?, verifier, &cfg.kinds)?;
+    let (mut train, mut val): (Vec<RlPrompt>, Vec<RlPrompt>) = match common.eval_path() {
+        Some(p) => (all, read_prompts(&[p], verifier, &cfg.kinds)?),
+        None => {
+            all.into_iter().partition(|p| hone_data::hash::split_point(seed, &p.record.to_string()) >= cfg.val_fraction)
+        }
+    };
     val.truncate(cfg.eval_prompts);
     if train.is_empty() && val.len() > 1 {
         train.push(val.pop().expect("non-empty"));
     }
-    anyhow::ensure!(!train.is_empty(), "rl: no prompts in {}", inputs.join(", "));
-    let notes = vec![format!("rl: {} training prompts, {} held out", train.len(), val.len())];
-    for n in &notes {
-        eprintln!("{n}");
-    }
+    anyhow::ensure!(!train.is_empty(), "rl: no prompts in {}", common.data.join(", "));
+    let notes = stage::print_notes(vec![format!("rl: {} training prompts, {} held out", train.len(), val.len())]);
     let reference = if cfg.reference.is_empty() {
         opened.model.clone()
     } else {
         stage::open(Path::new(&cfg.reference), &device)?.model
     };
-    let reward = if verifier {
-        RewardSource::Verifier
-    } else {
-        let p = if cfg.reward_model.is_empty() { run_dir.join("reward") } else { PathBuf::from(&cfg.reward_model) };
-        RewardSource::Model(Box::new(RewardModel::load(&p, &device.clone().without_autodiff())?))
+    let reward = match cfg.reward {
+        RewardKind::Verifier => RewardSource::Verifier,
+        RewardKind::Model => {
+            let p =
+                if cfg.reward_model.is_empty() { ctx.run_dir.join("reward") } else { PathBuf::from(&cfg.reward_model) };
+            RewardSource::Model(Box::new(RewardModel::load(&p, &device.clone().without_autodiff())?))
+        }
     };
     eprintln!("rl: starting from {}", opened.dir.display());
-    let stage_optim = cfg.stage_loop().optim(optim);
-    let mut settings = cfg.stage_loop().settings("rl", &(&opened.model.config, &stage_optim, cfg), opts.progress);
-    settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(&opened.model.config.to_hf_json())?));
+    let stage_optim = common.optim(ctx.optim);
+    let settings = common.run.settings("rl", &(&opened.model.config, &stage_optim, cfg), ctx.progress);
+    let config_json = opened.model.config.to_hf_json();
     let mut task = RlTask::new(train, val, opened.tokenizer, &opened.template, &reference, reward, cfg)?;
     drop(reference);
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(opened.model, &stage_optim, settings, run_dir, &mut task, opts)?;
-    Ok(StageReport { summary, stage_dir, init: opened.dir, resumed_from, notes })
+        stage::train_stage(opened.model, &stage_optim, settings, &config_json, &mut task, ctx)?;
+    Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
 }

@@ -2,17 +2,86 @@
 //! token stream (documents joined with BOS), held-out loss and bits per byte, all through the one
 //! trainer loop. Run it again with the same arguments to resume from the newest checkpoint.
 
-use crate::config::{OptimConfig, PretrainConfig};
+use crate::config::OptimConfig;
 use crate::data::{TokenSource, check_len, eval_batches, train_batch};
-use crate::trainer::{LoopSettings, RunSummary, Task, Trainer, fmt_metrics};
+use crate::stage::{self, DataKind, LoopConfig, Role, StageConfig, StageContext, StageDef, StageInfo, StageReport};
+use crate::trainer::{LoopSettings, Task};
 use burn::tensor::{Device, Tensor};
 use hone_data::shards::{Split, TokenData};
 use hone_model::llama::{cross_entropy, ids_tensor};
-use hone_model::{Llama, LlamaConfig, ModelConfig};
-use sha2::{Digest, Sha256};
+use hone_model::{Llama, LlamaConfig};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+
+hone_data::config_section! {
+    /// The pretraining stage: next-token prediction on packed token shards.
+    pub struct PretrainConfig {
+        /// Folder of token shards (from `hone data prepare`); empty = `<run dir>/data`.
+        data_dir: String = String::new(),
+        /// Rows per micro-batch.
+        batch_size: usize = 16,
+        /// Tokens per row (the context length trained).
+        seq_len: usize = 128,
+        /// Held-out rows per evaluation (fixed windows from the start of the validation split).
+        eval_rows: usize = 64,
+        ..run: LoopConfig = LoopConfig {
+            steps: 2000,
+            eval_every: 100,
+            checkpoint_every: 200,
+            keep_last: 3,
+            ..LoopConfig::default()
+        },
+    }
+}
+
+impl PretrainConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.run.validate("pretrain")?;
+        anyhow::ensure!(self.batch_size > 0, "pretrain.batch_size must be positive");
+        anyhow::ensure!(self.seq_len > 0, "pretrain.seq_len must be positive");
+        Ok(())
+    }
+}
+
+/// The pretraining stage.
+pub struct Pretrain;
+
+impl StageDef for Pretrain {
+    type Config = PretrainConfig;
+    const INFO: StageInfo = StageInfo {
+        name: "pretrain",
+        about: "Pretrain a model on prepared token shards (next-token prediction); Ctrl-C stops, rerun resumes.",
+        starts_from: &[],
+        reads: &["data"],
+        role: Role::Policy,
+        label: "base",
+        data: Some(DataKind::Text),
+    };
+
+    fn common(_: &PretrainConfig) -> Option<&StageConfig> {
+        None
+    }
+    fn common_mut(_: &mut PretrainConfig) -> Option<&mut StageConfig> {
+        None
+    }
+
+    fn validate(cfg: &PretrainConfig) -> anyhow::Result<()> {
+        cfg.validate()
+    }
+
+    fn estimate_tokens(cfg: &PretrainConfig) -> f64 {
+        (cfg.run.steps * (cfg.batch_size * cfg.seq_len * cfg.run.grad_accum) as u64) as f64
+    }
+
+    fn run(cfg: &PretrainConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
+        run_pretrain(cfg, ctx)
+    }
+
+    fn flag_overrides(model: Option<&Path>, data: &[String]) -> anyhow::Result<Vec<String>> {
+        anyhow::ensure!(model.is_none(), "pretrain starts from scratch: --model does not apply");
+        anyhow::ensure!(data.len() <= 1, "pretrain --data takes one folder of token shards");
+        Ok(data.iter().map(|d| format!("pretrain.data_dir={}", toml::Value::String(d.clone()))).collect())
+    }
+}
 
 /// The pretraining objective over a training and a held-out token stream.
 pub struct PretrainTask<'a> {
@@ -67,43 +136,15 @@ pub fn held_out_loss(model: &Llama, val: &dyn TokenSource, rows: usize, batch: u
     (sum / n.max(1) as f64, n)
 }
 
-/// How `run_pretrain` reports and can be stopped.
-#[derive(Debug, Clone, Default)]
-pub struct PretrainOptions {
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
-    /// Stop flag; `None` installs the Ctrl-C handler.
-    pub stop: Option<Arc<AtomicBool>>,
-}
-
-/// What `run_pretrain` did.
-#[derive(Debug, Clone)]
-pub struct PretrainReport {
-    pub summary: RunSummary,
-    pub model: LlamaConfig,
-    pub params: usize,
-    pub flops_per_token: f64,
-    pub stage_dir: PathBuf,
-    /// The step training resumed from, if it did.
-    pub resumed_from: Option<u64>,
-}
-
 /// `hone pretrain`: trains from `pretrain.data_dir` (default `<run_dir>/data`) into
 /// `<run_dir>/pretrain/`, logging to `<run_dir>/metrics.jsonl`. Resumes from the newest checkpoint
 /// there; a finished stage is not trained again.
-pub fn run_pretrain(
-    model_cfg: &ModelConfig,
-    optim: &OptimConfig,
-    pre: &PretrainConfig,
-    run_dir: &Path,
-    opts: &PretrainOptions,
-) -> anyhow::Result<PretrainReport> {
-    pre.validate()?;
-    optim.validate()?;
+pub fn run_pretrain(pre: &PretrainConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
+    let run_dir = &ctx.run_dir;
     let data_dir = if pre.data_dir.is_empty() { run_dir.join("data") } else { PathBuf::from(&pre.data_dir) };
     let td =
         TokenData::open(&data_dir).map_err(|e| anyhow::anyhow!("pretrain.data_dir {}: {e:#}", data_dir.display()))?;
-    let cfg = model_cfg.resolve(Some(td.vocab_size))?;
+    let cfg = ctx.model.resolve(Some(td.vocab_size))?;
     anyhow::ensure!(
         cfg.vocab_size >= td.vocab_size,
         "model.vocab_size ({}) is smaller than the tokenizer's ({})",
@@ -119,19 +160,18 @@ pub fn run_pretrain(
     let (train, val) = (td.split(Split::Train), td.split(Split::Val));
     check_len(train, pre.seq_len, &format!("{}: train split", data_dir.display()))?;
     check_len(val, pre.seq_len, &format!("{}: validation split", data_dir.display()))?;
-    let device = hone_model::device::select_autodiff(&pre.device)?;
+    let device = hone_model::device::select_autodiff(&pre.run.device)?;
     let mut task = PretrainTask {
         train,
         val,
         val_tokens_per_byte: val.num_tokens() as f64 / val.text_bytes().max(1) as f64,
-        seed: pre.seed,
+        seed: pre.run.seed,
         batch_size: pre.batch_size,
         seq_len: pre.seq_len,
-        grad_accum: pre.grad_accum,
+        grad_accum: pre.run.grad_accum,
         eval_rows: pre.eval_rows,
     };
-    let report = train_with(&cfg, optim, pre, run_dir, opts, &device, &mut task)?;
-    Ok(report)
+    train_with(&cfg, ctx.optim, pre, ctx, &device, &mut task)
 }
 
 /// The stage's body once the data is open: used by [`run_pretrain`] and by tests with in-memory data.
@@ -139,66 +179,33 @@ pub fn train_with(
     cfg: &LlamaConfig,
     optim: &OptimConfig,
     pre: &PretrainConfig,
-    run_dir: &Path,
-    opts: &PretrainOptions,
+    ctx: &StageContext,
     device: &Device,
     task: &mut PretrainTask<'_>,
-) -> anyhow::Result<PretrainReport> {
-    let params = cfg.num_params();
+) -> anyhow::Result<StageReport> {
     let flops = cfg.train_flops_per_token(pre.seq_len);
-    let tokens_per_step = (pre.batch_size * pre.seq_len * pre.grad_accum) as f64;
+    let tokens_per_step = (pre.batch_size * pre.seq_len * pre.run.grad_accum) as f64;
     eprintln!(
         "pretrain: {:.2}M parameters, {:.1} MFLOP/token (train), {} tokens/step = {:.2} GFLOP/step, device {}, {} threads",
-        params as f64 / 1e6,
+        cfg.num_params() as f64 / 1e6,
         flops / 1e6,
         tokens_per_step,
         flops * tokens_per_step / 1e9,
-        pre.device,
+        pre.run.device,
         rayon::current_num_threads()
     );
-    let model = Llama::init(cfg, pre.seed, device)?;
-    let stage_dir = run_dir.join("pretrain");
-    let mut settings = LoopSettings::from_pretrain(pre, config_hash(cfg, optim, pre), opts.progress);
-    settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(&cfg.to_hf_json())?));
-    std::fs::create_dir_all(run_dir).map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.display()))?;
-    let mut trainer = Trainer::new(model, optim, settings, &stage_dir, Some(&run_dir.join("metrics.jsonl")))?;
-    let resumed_from = trainer.resume()?;
-    if let Some(s) = resumed_from {
-        eprintln!("pretrain: resuming from {} (step {s})", stage_dir.display());
-    }
-    let stop = opts.stop.clone().unwrap_or_else(crate::signal::stop_flag);
-    let summary = trainer.run(task, &stop)?;
-    eprintln!(
-        "pretrain: {} at step {}: {} ({:.0} tokens/s)",
-        if summary.interrupted { "stopped" } else { "done" },
-        summary.steps_done,
-        fmt_metrics(&summary.last_eval),
-        summary.tokens_per_s
-    );
-    Ok(PretrainReport { summary, model: cfg.clone(), params, flops_per_token: flops, stage_dir, resumed_from })
+    let model = Llama::init(cfg, pre.run.seed, device)?;
+    let settings = LoopSettings::from_pretrain(pre, stage::config_hash(&(cfg, optim, pre)), ctx.progress);
+    let (summary, resumed_from, stage_dir) =
+        stage::train_stage(model, optim, settings, &cfg.to_hf_json(), task, ctx)?;
+    Ok(StageReport { summary, stage_dir, init: None, resumed_from, notes: Vec::new() })
 }
 
 impl LoopSettings {
     /// The loop settings of the pretraining stage.
     pub fn from_pretrain(pre: &PretrainConfig, config_hash: String, progress: bool) -> LoopSettings {
-        LoopSettings {
-            stage: "pretrain".into(),
-            steps: pre.steps,
-            grad_accum: pre.grad_accum,
-            eval_every: pre.eval_every,
-            checkpoint_every: pre.checkpoint_every,
-            keep_last: pre.keep_last,
-            log_every: pre.log_every,
-            seed: pre.seed,
-            config_hash,
-            progress,
-            extra_files: Vec::new(),
-        }
+        let mut s = pre.run.settings("pretrain", &(), progress);
+        s.config_hash = config_hash;
+        s
     }
-}
-
-/// sha256 of the resolved model, optimizer and stage configuration.
-fn config_hash(cfg: &LlamaConfig, optim: &OptimConfig, pre: &PretrainConfig) -> String {
-    let text = serde_json::to_string(&(cfg, optim, pre)).expect("configs serialise");
-    hex::encode(Sha256::digest(text.as_bytes()))
 }

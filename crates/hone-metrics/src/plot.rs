@@ -1,7 +1,7 @@
 //! The loss curve of a stage (training loss and held-out loss against the step), drawn from
 //! `metrics.jsonl` with plotters as SVG and PNG into the stage's folder.
 
-use crate::metrics::read_series;
+use crate::log::read_series;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
