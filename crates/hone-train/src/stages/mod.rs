@@ -39,6 +39,7 @@ registry! {
     reward: reward::Reward,
     dpo: dpo::Dpo,
     rl: rl::Rl,
+    orpo: orpo::Orpo,
 }
 
 /// The registered stage named `name`.
