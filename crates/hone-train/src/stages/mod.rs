@@ -40,6 +40,7 @@ registry! {
     dpo: dpo::Dpo,
     rl: rl::Rl,
     orpo: orpo::Orpo,
+    kto: kto::Kto,
 }
 
 /// The registered stage named `name`.
