@@ -9,8 +9,8 @@ use hone_data::chat::{ChatTemplate, Message};
 use hone_data::pairs::Pair;
 use hone_metrics::read_series;
 use hone_model::burn::tensor::{Device, Tensor};
-use hone_train::stages::dpo::{DpoLoss, DpoTask, ReferenceLogps, reference_key};
 use hone_train::pairdata::{PairData, encode_pairs};
+use hone_train::stages::dpo::{DpoLoss, DpoTask, ReferenceLogps, reference_key};
 use hone_train::{LoopSettings, Task, Trainer};
 use post::*;
 use std::path::Path;
@@ -162,9 +162,10 @@ fn reference_cache_is_reused_only_for_the_same_key() {
     let m = model(&tok, 7, &Device::flex());
     let len = d.longest();
     let key = reference_key(&m, &d, len).unwrap();
-    let (a, reused) =
-        hone_train::reference::cached(&path, &key, || Ok(ReferenceLogps::compute(&m, &d, tok.pad_id, len, 4, key.clone())))
-            .unwrap();
+    let (a, reused) = hone_train::reference::cached(&path, &key, || {
+        Ok(ReferenceLogps::compute(&m, &d, tok.pad_id, len, 4, key.clone()))
+    })
+    .unwrap();
     assert!(!reused);
     let (b, reused) = hone_train::reference::cached(&path, &key, || panic!("must not recompute")).unwrap();
     assert!(reused && a == b, "f32 values survive the JSON round trip exactly");
