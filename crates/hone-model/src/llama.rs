@@ -14,7 +14,6 @@ use burn::tensor::activation::softmax;
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
 
 /// What a parameter is, for optimizers that treat kinds differently (no weight decay on norms and
 /// embeddings; Muon only for hidden matrices).
@@ -74,20 +73,6 @@ impl Param {
         }
     }
 
-    fn into_matrix(self) -> Tensor<2> {
-        match self {
-            Param::Matrix(t) => t,
-            Param::Vector(_) => unreachable!("param_specs gives matrices two axes"),
-        }
-    }
-
-    fn into_vector(self) -> Tensor<1> {
-        match self {
-            Param::Vector(t) => t,
-            Param::Matrix(_) => unreachable!("param_specs gives vectors one axis"),
-        }
-    }
-
     /// This parameter's gradient in `grads`, if it took part in the graph.
     pub fn grad(&self, grads: &burn::tensor::Gradients) -> Option<Param> {
         match self {
@@ -119,33 +104,74 @@ pub struct ParamSpec {
     pub shape: Vec<usize>,
 }
 
+/// Where a parameter lives in [`Llama`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loc {
+    Embed,
+    Layer(usize, LayerParam),
+    Norm,
+    Head,
+}
+
+/// A parameter of a decoder layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LayerParam {
+    InputNorm,
+    QProj,
+    KProj,
+    VProj,
+    OProj,
+    QNorm,
+    KNorm,
+    PostNorm,
+    Gate,
+    Up,
+    Down,
+}
+
+/// Every parameter of a model with this config (name, kind, shape) and where it lives, in the
+/// canonical order used everywhere (initialisation, safetensors files, optimizer state): the one
+/// declaration of the parameters, from which [`param_specs`], building and updating all derive.
+fn layout(c: &LlamaConfig) -> Vec<(ParamSpec, Loc)> {
+    let (d, hd, i) = (c.hidden_size, c.head_dim(), c.intermediate_size);
+    let (q, kv) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
+    let spec = |name: String, kind, shape: Vec<usize>| ParamSpec { name, kind, shape };
+    let mut v =
+        vec![(spec("model.embed_tokens.weight".into(), ParamKind::Embedding, vec![c.vocab_size, d]), Loc::Embed)];
+    for l in 0..c.num_hidden_layers {
+        use LayerParam::*;
+        let mut params = vec![
+            ("input_layernorm", ParamKind::Norm, vec![d], InputNorm),
+            ("self_attn.q_proj", ParamKind::Matrix, vec![q, d], QProj),
+            ("self_attn.k_proj", ParamKind::Matrix, vec![kv, d], KProj),
+            ("self_attn.v_proj", ParamKind::Matrix, vec![kv, d], VProj),
+            ("self_attn.o_proj", ParamKind::Matrix, vec![d, q], OProj),
+        ];
+        if c.qk_norm {
+            params.push(("self_attn.q_norm", ParamKind::Norm, vec![hd], QNorm));
+            params.push(("self_attn.k_norm", ParamKind::Norm, vec![hd], KNorm));
+        }
+        params.extend([
+            ("post_attention_layernorm", ParamKind::Norm, vec![d], PostNorm),
+            ("mlp.gate_proj", ParamKind::Matrix, vec![i, d], Gate),
+            ("mlp.up_proj", ParamKind::Matrix, vec![i, d], Up),
+            ("mlp.down_proj", ParamKind::Matrix, vec![d, i], Down),
+        ]);
+        for (name, kind, shape, p) in params {
+            v.push((spec(format!("model.layers.{l}.{name}.weight"), kind, shape), Loc::Layer(l, p)));
+        }
+    }
+    v.push((spec("model.norm.weight".into(), ParamKind::Norm, vec![d]), Loc::Norm));
+    if !c.tie_word_embeddings {
+        v.push((spec("lm_head.weight".into(), ParamKind::Head, vec![c.vocab_size, d]), Loc::Head));
+    }
+    v
+}
+
 /// Every parameter of a model with this config, in the canonical order used everywhere
 /// (initialisation, safetensors files, optimizer state).
 pub fn param_specs(c: &LlamaConfig) -> Vec<ParamSpec> {
-    let (d, hd, i) = (c.hidden_size, c.head_dim(), c.intermediate_size);
-    let spec = |name: String, kind, shape: Vec<usize>| ParamSpec { name, kind, shape };
-    let mut v = vec![spec("model.embed_tokens.weight".into(), ParamKind::Embedding, vec![c.vocab_size, d])];
-    for l in 0..c.num_hidden_layers {
-        let p = format!("model.layers.{l}");
-        v.push(spec(format!("{p}.input_layernorm.weight"), ParamKind::Norm, vec![d]));
-        v.push(spec(format!("{p}.self_attn.q_proj.weight"), ParamKind::Matrix, vec![c.num_attention_heads * hd, d]));
-        v.push(spec(format!("{p}.self_attn.k_proj.weight"), ParamKind::Matrix, vec![c.num_key_value_heads * hd, d]));
-        v.push(spec(format!("{p}.self_attn.v_proj.weight"), ParamKind::Matrix, vec![c.num_key_value_heads * hd, d]));
-        v.push(spec(format!("{p}.self_attn.o_proj.weight"), ParamKind::Matrix, vec![d, c.num_attention_heads * hd]));
-        if c.qk_norm {
-            v.push(spec(format!("{p}.self_attn.q_norm.weight"), ParamKind::Norm, vec![hd]));
-            v.push(spec(format!("{p}.self_attn.k_norm.weight"), ParamKind::Norm, vec![hd]));
-        }
-        v.push(spec(format!("{p}.post_attention_layernorm.weight"), ParamKind::Norm, vec![d]));
-        v.push(spec(format!("{p}.mlp.gate_proj.weight"), ParamKind::Matrix, vec![i, d]));
-        v.push(spec(format!("{p}.mlp.up_proj.weight"), ParamKind::Matrix, vec![i, d]));
-        v.push(spec(format!("{p}.mlp.down_proj.weight"), ParamKind::Matrix, vec![d, i]));
-    }
-    v.push(spec("model.norm.weight".into(), ParamKind::Norm, vec![d]));
-    if !c.tie_word_embeddings {
-        v.push(spec("lm_head.weight".into(), ParamKind::Head, vec![c.vocab_size, d]));
-    }
-    v
+    layout(c).into_iter().map(|(s, _)| s).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -224,56 +250,44 @@ impl Llama {
         mut values: impl FnMut(&ParamSpec) -> anyhow::Result<Vec<f32>>,
     ) -> anyhow::Result<Llama> {
         config.validate()?;
-        let mut made: HashMap<String, Param> = HashMap::new();
-        for spec in param_specs(config) {
+        // Empty placeholders, each replaced by its parameter below through the one layout.
+        let m0 = || Tensor::<2>::empty([0, 0], device);
+        let v0 = || Tensor::<1>::empty([0], device);
+        let layer = || DecoderLayer {
+            input_layernorm: v0(),
+            self_attn: Attention {
+                q_proj: m0(),
+                k_proj: m0(),
+                v_proj: m0(),
+                o_proj: m0(),
+                q_norm: config.qk_norm.then(v0),
+                k_norm: config.qk_norm.then(v0),
+            },
+            post_attention_layernorm: v0(),
+            mlp: Mlp { gate_proj: m0(), up_proj: m0(), down_proj: m0() },
+        };
+        let (rope_cos, rope_sin) = rope_tables(config, device);
+        let mut model = Llama {
+            config: config.clone(),
+            embed_tokens: m0(),
+            layers: (0..config.num_hidden_layers).map(|_| layer()).collect(),
+            norm: v0(),
+            lm_head: (!config.tie_word_embeddings).then(m0),
+            rope_cos,
+            rope_sin,
+            device: device.clone(),
+        };
+        for (spec, loc) in layout(config) {
             let v = values(&spec)?;
             let n: usize = spec.shape.iter().product();
             anyhow::ensure!(v.len() == n, "{}: expected {n} values, got {}", spec.name, v.len());
             let data = TensorData::new(v, spec.shape.clone());
-            let p = match spec.shape.len() {
-                1 => Param::Vector(Tensor::<1>::from_data(data, device)),
-                _ => Param::Matrix(Tensor::<2>::from_data(data, device)),
-            };
-            made.insert(spec.name.clone(), p.into_leaf(device));
+            match model.slot(loc) {
+                Slot::V(t) => *t = leaf(Tensor::<1>::from_data(data, device), device),
+                Slot::M(t) => *t = leaf(Tensor::<2>::from_data(data, device), device),
+            }
         }
-        let mut take = |name: &str| made.remove(name).unwrap_or_else(|| unreachable!("{name} is in param_specs"));
-        let embed_tokens = take("model.embed_tokens.weight").into_matrix();
-        let mut layers = Vec::new();
-        for l in 0..config.num_hidden_layers {
-            let mut t = |suffix: &str| take(&format!("model.layers.{l}.{suffix}.weight"));
-            let self_attn = Attention {
-                q_proj: t("self_attn.q_proj").into_matrix(),
-                k_proj: t("self_attn.k_proj").into_matrix(),
-                v_proj: t("self_attn.v_proj").into_matrix(),
-                o_proj: t("self_attn.o_proj").into_matrix(),
-                q_norm: config.qk_norm.then(|| t("self_attn.q_norm").into_vector()),
-                k_norm: config.qk_norm.then(|| t("self_attn.k_norm").into_vector()),
-            };
-            let mlp = Mlp {
-                gate_proj: t("mlp.gate_proj").into_matrix(),
-                up_proj: t("mlp.up_proj").into_matrix(),
-                down_proj: t("mlp.down_proj").into_matrix(),
-            };
-            layers.push(DecoderLayer {
-                input_layernorm: t("input_layernorm").into_vector(),
-                self_attn,
-                post_attention_layernorm: t("post_attention_layernorm").into_vector(),
-                mlp,
-            });
-        }
-        let lm_head = (!config.tie_word_embeddings).then(|| take("lm_head.weight").into_matrix());
-        let norm = take("model.norm.weight").into_vector();
-        let (rope_cos, rope_sin) = rope_tables(config, device);
-        Ok(Llama {
-            config: config.clone(),
-            embed_tokens,
-            layers,
-            norm,
-            lm_head,
-            rope_cos,
-            rope_sin,
-            device: device.clone(),
-        })
+        Ok(model)
     }
 
     /// A copy off the autodiff graph, for evaluation and sampling (records nothing).
@@ -290,43 +304,41 @@ impl Llama {
         &self.device
     }
 
-    /// Mutable references to every parameter, in [`param_specs`] order.
-    fn slots(&mut self) -> Vec<Slot<'_>> {
-        let mut v = vec![Slot::M(&mut self.embed_tokens)];
-        for layer in &mut self.layers {
-            let a = &mut layer.self_attn;
-            v.push(Slot::V(&mut layer.input_layernorm));
-            v.push(Slot::M(&mut a.q_proj));
-            v.push(Slot::M(&mut a.k_proj));
-            v.push(Slot::M(&mut a.v_proj));
-            v.push(Slot::M(&mut a.o_proj));
-            if let (Some(q), Some(k)) = (a.q_norm.as_mut(), a.k_norm.as_mut()) {
-                v.push(Slot::V(q));
-                v.push(Slot::V(k));
+    /// The parameter at `loc`.
+    fn slot(&mut self, loc: Loc) -> Slot<'_> {
+        use LayerParam::*;
+        let missing = "the layout lists q_norm/k_norm only with qk_norm and lm_head only untied";
+        match loc {
+            Loc::Embed => Slot::M(&mut self.embed_tokens),
+            Loc::Norm => Slot::V(&mut self.norm),
+            Loc::Head => Slot::M(self.lm_head.as_mut().expect(missing)),
+            Loc::Layer(l, p) => {
+                let layer = &mut self.layers[l];
+                let (a, m) = (&mut layer.self_attn, &mut layer.mlp);
+                match p {
+                    InputNorm => Slot::V(&mut layer.input_layernorm),
+                    QProj => Slot::M(&mut a.q_proj),
+                    KProj => Slot::M(&mut a.k_proj),
+                    VProj => Slot::M(&mut a.v_proj),
+                    OProj => Slot::M(&mut a.o_proj),
+                    QNorm => Slot::V(a.q_norm.as_mut().expect(missing)),
+                    KNorm => Slot::V(a.k_norm.as_mut().expect(missing)),
+                    PostNorm => Slot::V(&mut layer.post_attention_layernorm),
+                    Gate => Slot::M(&mut m.gate_proj),
+                    Up => Slot::M(&mut m.up_proj),
+                    Down => Slot::M(&mut m.down_proj),
+                }
             }
-            v.push(Slot::V(&mut layer.post_attention_layernorm));
-            v.push(Slot::M(&mut layer.mlp.gate_proj));
-            v.push(Slot::M(&mut layer.mlp.up_proj));
-            v.push(Slot::M(&mut layer.mlp.down_proj));
         }
-        v.push(Slot::V(&mut self.norm));
-        if let Some(h) = self.lm_head.as_mut() {
-            v.push(Slot::M(h));
-        }
-        v
     }
 
     /// Every parameter with its spec, in canonical order.
     pub fn params(&self) -> Vec<(ParamSpec, Param)> {
-        let specs = param_specs(&self.config);
         let mut me = self.clone();
-        let slots = me.slots();
-        debug_assert_eq!(specs.len(), slots.len());
-        specs
+        layout(&self.config)
             .into_iter()
-            .zip(slots)
-            .map(|(s, slot)| {
-                let p = match slot {
+            .map(|(s, loc)| {
+                let p = match me.slot(loc) {
                     Slot::V(t) => Param::Vector(t.clone()),
                     Slot::M(t) => Param::Matrix(t.clone()),
                 };
@@ -341,10 +353,10 @@ impl Llama {
         &mut self,
         mut f: impl FnMut(&ParamSpec, Param) -> anyhow::Result<Param>,
     ) -> anyhow::Result<()> {
-        let specs = param_specs(&self.config);
         let device = self.device.clone();
-        for (spec, slot) in specs.iter().zip(self.slots()) {
-            match slot {
+        for (spec, loc) in layout(&self.config) {
+            let spec = &spec;
+            match self.slot(loc) {
                 Slot::V(t) => match f(spec, Param::Vector(t.clone()))?.into_leaf(&device) {
                     Param::Vector(n) => *t = n,
                     Param::Matrix(_) => anyhow::bail!("{}: a vector parameter was replaced by a matrix", spec.name),
