@@ -167,16 +167,17 @@ pub fn load_pairs(
         d.val.len(),
         eval.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default()
     )];
-    let skipped = train.skipped + val.skipped;
-    if skipped > 0 {
-        let ex: Vec<String> = train.skip_examples.iter().chain(&val.skip_examples).take(3).cloned().collect();
-        notes.push(format!("{stage}: {skipped} bad records skipped, e.g. {}", ex.join("; ")));
-    }
-    if d.truncated > 0 {
-        notes.push(format!("{stage}: warning: {} pairs cut to {stage}.max_len = {max_len} tokens", d.truncated));
-    }
-    if d.dropped > 0 {
-        notes.push(format!("{stage}: warning: {} pairs dropped: no reply token within {stage}.max_len", d.dropped));
-    }
+    notes.extend(
+        crate::stage::DataCuts {
+            unit: "pairs",
+            target: "reply",
+            max_len,
+            skipped: train.skipped + val.skipped,
+            skip_examples: train.skip_examples.iter().chain(&val.skip_examples).cloned().collect(),
+            truncated: d.truncated,
+            dropped: d.dropped,
+        }
+        .notes(stage),
+    );
     Ok((d, notes))
 }

@@ -358,6 +358,42 @@ pub fn train_stage<M: Trainable>(
     Ok((summary, resumed_from, stage_dir))
 }
 
+/// What reading and encoding a stage's records left out, for the lines printed before training.
+#[derive(Debug, Clone, Default)]
+pub struct DataCuts<'a> {
+    /// What one record is called in messages ("conversations", "pairs", "examples").
+    pub unit: &'a str,
+    /// Which tokens a record needs within `max_len` ("assistant", "reply").
+    pub target: &'a str,
+    pub max_len: usize,
+    /// Bad records skipped (`skip_invalid`), and a few of their messages.
+    pub skipped: usize,
+    pub skip_examples: Vec<String>,
+    /// Records cut to `max_len`, and records dropped for having no target token left.
+    pub truncated: usize,
+    pub dropped: usize,
+}
+
+impl DataCuts<'_> {
+    /// The warning lines of stage `stage` (none when nothing was left out).
+    pub fn notes(&self, stage: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.skipped > 0 {
+            let ex: Vec<&str> = self.skip_examples.iter().take(3).map(String::as_str).collect();
+            out.push(format!("{stage}: {} bad records skipped, e.g. {}", self.skipped, ex.join("; ")));
+        }
+        if self.truncated > 0 {
+            let (n, unit, len) = (self.truncated, self.unit, self.max_len);
+            out.push(format!("{stage}: warning: {n} {unit} cut to {stage}.max_len = {len} tokens"));
+        }
+        if self.dropped > 0 {
+            let (n, unit, target) = (self.dropped, self.unit, self.target);
+            out.push(format!("{stage}: warning: {n} {unit} dropped: no {target} token within {stage}.max_len"));
+        }
+        out
+    }
+}
+
 /// Prints `notes` on stderr and returns them.
 pub fn print_notes(notes: Vec<String>) -> Vec<String> {
     for n in &notes {

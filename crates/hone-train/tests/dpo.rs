@@ -4,35 +4,16 @@
 
 mod post;
 
-use hone_data::Location;
-use hone_data::chat::{ChatTemplate, Message};
-use hone_data::pairs::Pair;
+use hone_data::chat::ChatTemplate;
 use hone_metrics::read_series;
 use hone_model::burn::tensor::{Device, Tensor};
 use hone_train::pairdata::{PairData, encode_pairs};
 use hone_train::stages::dpo::{DpoLoss, DpoTask, ReferenceLogps, reference_key};
-use hone_train::{LoopSettings, Task, Trainer};
+use hone_train::{Task, Trainer};
 use post::*;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-
-fn pairs() -> Vec<Pair> {
-    CITIES
-        .iter()
-        .enumerate()
-        .map(|(i, (c, k))| {
-            let wrong = CITIES[(i + 3) % CITIES.len()].1;
-            Pair {
-                prompt: vec![Message::new("user", format!("What is the capital of {c}?"))],
-                chosen: vec![Message::new("assistant", format!("The capital of {c} is {k}."))],
-                rejected: vec![Message::new("assistant", format!("The capital of {c} is {wrong}. {i}"))],
-                file: "mem.jsonl".into(),
-                loc: Location::Line { line: i as u64 + 1, offset: 0 },
-            }
-        })
-        .collect()
-}
 
 fn setup() -> (hone_data::tokenizer::Tokenizer, PairData) {
     let tok = tokenizer();
@@ -113,21 +94,7 @@ fn each_variant_matches_a_hand_computation() {
 }
 
 fn trainer(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64) -> Trainer {
-    let settings = LoopSettings {
-        stage: "dpo".into(),
-        steps,
-        grad_accum: 1,
-        eval_every: 0,
-        checkpoint_every: 0,
-        keep_last: 2,
-        log_every: 1,
-        seed: 2,
-        config_hash: "t".into(),
-        progress: false,
-        extra_files: vec![],
-    };
-    let m = model(tok, 7, &Device::flex().autodiff());
-    Trainer::new(m, &optim(), settings, &dir.join("dpo"), Some(&dir.join("metrics.jsonl"))).unwrap()
+    preference_trainer(dir, tok, "dpo", steps, 1)
 }
 
 #[test]

@@ -10,7 +10,7 @@ use hone_data::unpaired::Unpaired;
 use hone_metrics::read_series;
 use hone_model::burn::tensor::{Device, Tensor, TensorData};
 use hone_train::stages::kto::{KtoData, KtoLoss, KtoReference, KtoTask, encode};
-use hone_train::{LoopSettings, Task, Trainer};
+use hone_train::{Task, Trainer};
 use post::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -115,21 +115,7 @@ fn each_example_is_scored_against_another_examples_completion() {
 }
 
 fn trainer(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64) -> Trainer {
-    let settings = LoopSettings {
-        stage: "kto".into(),
-        steps,
-        grad_accum: 1,
-        eval_every: 0,
-        checkpoint_every: 0,
-        keep_last: 2,
-        log_every: 1,
-        seed: 2,
-        config_hash: "t".into(),
-        progress: false,
-        extra_files: vec![],
-    };
-    let m = model(tok, 7, &Device::flex().autodiff());
-    Trainer::new(m, &optim(), settings, &dir.join("kto"), Some(&dir.join("metrics.jsonl"))).unwrap()
+    preference_trainer(dir, tok, "kto", steps, 1)
 }
 
 fn task(tok: &hone_data::tokenizer::Tokenizer, d: &KtoData, reference: &hone_model::Llama, beta: f64) -> KtoTask {

@@ -3,14 +3,12 @@
 
 mod post;
 
-use hone_data::Location;
-use hone_data::chat::{ChatTemplate, Message};
-use hone_data::pairs::Pair;
+use hone_data::chat::ChatTemplate;
 use hone_metrics::read_series;
 use hone_model::burn::tensor::{Device, Tensor, TensorData};
+use hone_train::Trainer;
 use hone_train::pairdata::{PairData, encode_pairs};
 use hone_train::stages::orpo::{OrpoTask, orpo_loss};
-use hone_train::{LoopSettings, Trainer};
 use post::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -51,23 +49,6 @@ fn loss_matches_the_reference_formula() {
     }
 }
 
-fn pairs() -> Vec<Pair> {
-    CITIES
-        .iter()
-        .enumerate()
-        .map(|(i, (c, k))| {
-            let wrong = CITIES[(i + 3) % CITIES.len()].1;
-            Pair {
-                prompt: vec![Message::new("user", format!("What is the capital of {c}?"))],
-                chosen: vec![Message::new("assistant", format!("The capital of {c} is {k}."))],
-                rejected: vec![Message::new("assistant", format!("The capital of {c} is {wrong}. {i}"))],
-                file: "mem.jsonl".into(),
-                loc: Location::Line { line: i as u64 + 1, offset: 0 },
-            }
-        })
-        .collect()
-}
-
 fn setup() -> (hone_data::tokenizer::Tokenizer, PairData) {
     let tok = tokenizer();
     let all = pairs();
@@ -76,21 +57,7 @@ fn setup() -> (hone_data::tokenizer::Tokenizer, PairData) {
 }
 
 fn trainer(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64) -> Trainer {
-    let settings = LoopSettings {
-        stage: "orpo".into(),
-        steps,
-        grad_accum: 2,
-        eval_every: 0,
-        checkpoint_every: 0,
-        keep_last: 2,
-        log_every: 1,
-        seed: 2,
-        config_hash: "t".into(),
-        progress: false,
-        extra_files: vec![],
-    };
-    let m = model(tok, 7, &Device::flex().autodiff());
-    Trainer::new(m, &optim(), settings, &dir.join("orpo"), Some(&dir.join("metrics.jsonl"))).unwrap()
+    preference_trainer(dir, tok, "orpo", steps, 2)
 }
 
 fn task(tok: &hone_data::tokenizer::Tokenizer, d: &PairData, lambda: f64) -> OrpoTask {

@@ -412,17 +412,18 @@ fn run_kto(cfg: &KtoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         data.train.len() - desirable,
         data.val.len()
     )];
-    let skipped = train.skipped + val.skipped;
-    if skipped > 0 {
-        let ex: Vec<String> = train.skip_examples.iter().chain(&val.skip_examples).take(3).cloned().collect();
-        notes.push(format!("kto: {skipped} bad records skipped, e.g. {}", ex.join("; ")));
-    }
-    if data.truncated > 0 {
-        notes.push(format!("kto: warning: {} examples cut to kto.max_len = {} tokens", data.truncated, cfg.max_len));
-    }
-    if data.dropped > 0 {
-        notes.push(format!("kto: warning: {} examples dropped: no reply token within kto.max_len", data.dropped));
-    }
+    notes.extend(
+        stage::DataCuts {
+            unit: "examples",
+            target: "reply",
+            max_len: cfg.max_len,
+            skipped: train.skipped + val.skipped,
+            skip_examples: train.skip_examples.iter().chain(&val.skip_examples).cloned().collect(),
+            truncated: data.truncated,
+            dropped: data.dropped,
+        }
+        .notes("kto"),
+    );
     let notes = stage::print_notes(notes);
     let stage_dir = ctx.run_dir.join("kto");
     std::fs::create_dir_all(&stage_dir).map_err(|e| anyhow::anyhow!("{}: {e}", stage_dir.display()))?;

@@ -249,22 +249,19 @@ fn run_sft(cfg: &SftConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         data.val.len(),
         paths.len()
     )];
-    let skipped = loaded.skipped + held.as_ref().map_or(0, |h| h.skipped);
-    if skipped > 0 {
-        notes.push(format!("sft: {skipped} bad records skipped, e.g. {}", loaded.skip_examples.join("; ")));
-    }
-    if data.truncated > 0 {
-        notes.push(format!(
-            "sft: warning: {} conversations cut to sft.max_len = {} tokens",
-            data.truncated, cfg.max_len
-        ));
-    }
-    if data.dropped > 0 {
-        notes.push(format!(
-            "sft: warning: {} conversations dropped: no assistant token within sft.max_len",
-            data.dropped
-        ));
-    }
+    let held_skips = held.as_ref().map(|h| h.skip_examples.clone()).unwrap_or_default();
+    notes.extend(
+        stage::DataCuts {
+            unit: "conversations",
+            target: "assistant",
+            max_len: cfg.max_len,
+            skipped: loaded.skipped + held.as_ref().map_or(0, |h| h.skipped),
+            skip_examples: loaded.skip_examples.iter().chain(&held_skips).cloned().collect(),
+            truncated: data.truncated,
+            dropped: data.dropped,
+        }
+        .notes("sft"),
+    );
     let notes = stage::print_notes(notes);
     eprintln!("sft: starting from {}", dir.display());
     let stage_optim = common.optim(ctx.optim);

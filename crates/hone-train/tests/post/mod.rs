@@ -109,3 +109,48 @@ impl<M, T: Task<M>> Task<M> for StopAt<T> {
         self.inner.data_state(next_step)
     }
 }
+
+/// Preference pairs about the cities: the right capital chosen, another city's rejected (with a
+/// number, so no two rejected replies are alike).
+pub fn pairs() -> Vec<hone_data::pairs::Pair> {
+    CITIES
+        .iter()
+        .enumerate()
+        .map(|(i, (c, k))| {
+            let wrong = CITIES[(i + 3) % CITIES.len()].1;
+            hone_data::pairs::Pair {
+                prompt: vec![Message::new("user", format!("What is the capital of {c}?"))],
+                chosen: vec![Message::new("assistant", format!("The capital of {c} is {k}."))],
+                rejected: vec![Message::new("assistant", format!("The capital of {c} is {wrong}. {i}"))],
+                file: "mem.jsonl".into(),
+                loc: hone_data::Location::Line { line: i as u64 + 1, offset: 0 },
+            }
+        })
+        .collect()
+}
+
+/// The trainer of a preference stage's tests: seed 2, the micro model from seed 7, a metrics line
+/// every step, no checkpoints but the final one and those Ctrl-C writes.
+pub fn preference_trainer(
+    dir: &Path,
+    tok: &Tokenizer,
+    stage: &str,
+    steps: u64,
+    grad_accum: usize,
+) -> hone_train::Trainer {
+    let settings = hone_train::LoopSettings {
+        stage: stage.into(),
+        steps,
+        grad_accum,
+        eval_every: 0,
+        checkpoint_every: 0,
+        keep_last: 2,
+        log_every: 1,
+        seed: 2,
+        config_hash: "t".into(),
+        progress: false,
+        extra_files: vec![],
+    };
+    let m = model(tok, 7, &Device::flex().autodiff());
+    hone_train::Trainer::new(m, &optim(), settings, &dir.join(stage), Some(&dir.join("metrics.jsonl"))).unwrap()
+}
