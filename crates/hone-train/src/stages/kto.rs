@@ -291,22 +291,23 @@ impl KtoTask {
         let b = xs.len();
         let pairs: Vec<&EncodedPair> = xs.iter().map(|e| &e.pair).collect();
         let rows = PairRows::new(&pairs, self.pad, self.len);
-        // The mismatched completions only give the (detached) reference point: score all rows once
-        // without a graph, then the examples' own rows with one.
+        // Rows 0..b are the examples' own completions, b..2b the mismatched ones, which only give
+        // the (detached) reference point: those are scored without a graph, the others with one.
         let seq = rows.seq;
-        let own = PairRows {
-            rows: b,
+        let part = |r: std::ops::Range<usize>| PairRows {
+            rows: r.len(),
             seq,
-            inputs: rows.inputs[..b * seq].to_vec(),
-            targets: rows.targets[..b * seq].to_vec(),
-            weights: rows.weights[..b * seq].to_vec(),
-            last: rows.last[..b].to_vec(),
-            full: rows.full[..b * (seq + 1)].to_vec(),
+            inputs: rows.inputs[r.start * seq..r.end * seq].to_vec(),
+            targets: rows.targets[r.start * seq..r.end * seq].to_vec(),
+            weights: rows.weights[r.start * seq..r.end * seq].to_vec(),
+            last: rows.last[r.clone()].to_vec(),
+            full: rows.full[r.start * (seq + 1)..r.end * (seq + 1)].to_vec(),
         };
-        let all: Vec<f32> =
-            sequence_logps(&model.to_inference(), &rows, false).to_data().try_into_vec().expect("f32");
+        let (own, mismatched) = (part(0..b), part(b..2 * b));
+        let policy_kl: Vec<f32> =
+            sequence_logps(&model.to_inference(), &mismatched, false).to_data().try_into_vec().expect("f32");
         let ref_kl: Vec<f32> = refs.iter().map(|r| r[1]).collect();
-        let z0 = KtoLoss::reference_point(&all[b..], &ref_kl);
+        let z0 = KtoLoss::reference_point(&policy_kl, &ref_kl);
         let ref_own: Vec<f32> = refs.iter().map(|r| r[0]).collect();
         let labels: Vec<bool> = xs.iter().map(|e| e.label).collect();
         let (losses, rewards) = self.loss.losses(sequence_logps(model, &own, false), &ref_own, &labels, z0);
