@@ -13,6 +13,10 @@ hone_data::config_section! {
         max_length: usize = 0,
         /// Tokens per forward batch (rows x padded length) when scoring log-likelihoods.
         batch_tokens: usize = 4096,
+        /// Requests with one context (the choices of a question) read it once into a KV cache and
+        /// continue from it; `false` scores each request on its whole input, lm-evaluation-harness's
+        /// way (the two agree to float rounding; `false` is the slower reference).
+        share_context: bool = true,
         /// Prompts generated together in one batch (greedy tasks with one sample).
         gen_batch: usize = 16,
         /// Prompt format of generation tasks: `task` (as the task file says), `chat` (the checkpoint's

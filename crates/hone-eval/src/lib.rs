@@ -106,13 +106,22 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
         bar.set_position(done as u64);
     };
     let mut settings = serde_json::json!({ "max_length": max_len, "limit": e.limit });
+    let sharing = if e.share_context { loglik::Sharing::Context } else { loglik::Sharing::None };
     let items: Vec<ItemRecord> = match f.kind.as_str() {
         "multiple_choice" => {
             let m = f.multiple_choice.as_ref().expect("checked");
             let items: Vec<items::McItem> =
                 pick.iter().map(|&i| items::mc_item(&records[i], m, group)).collect::<Result<_>>()?;
             let reqs = mc::requests(tok, &items)?;
-            let lls = loglik::loglikelihoods(model, &reqs, max_len, e.batch_tokens, tok.pad_id, &mut on_progress)?;
+            let lls = loglik::loglikelihoods_with(
+                model,
+                &reqs,
+                max_len,
+                e.batch_tokens,
+                tok.pad_id,
+                sharing,
+                &mut on_progress,
+            )?;
             mc::records(&items, &lls)
         }
         "loglikelihood_rolling" => {
@@ -120,7 +129,15 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
             let items: Vec<items::TextItem> =
                 pick.iter().map(|&i| items::text_item(&records[i], r, group)).collect::<Result<_>>()?;
             let (reqs, spans) = rolling::requests(tok, &items, max_len, e.rolling_context)?;
-            let lls = loglik::loglikelihoods(model, &reqs, max_len, e.batch_tokens, tok.pad_id, &mut on_progress)?;
+            let lls = loglik::loglikelihoods_with(
+                model,
+                &reqs,
+                max_len,
+                e.batch_tokens,
+                tok.pad_id,
+                sharing,
+                &mut on_progress,
+            )?;
             settings["rolling_context"] = e.rolling_context.into();
             rolling::records(&items, &spans, &lls)
         }

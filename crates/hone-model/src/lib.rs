@@ -8,6 +8,7 @@ pub mod fused;
 pub mod llama;
 pub mod load;
 pub mod sample;
+pub mod simd;
 pub mod weights;
 
 pub use burn;

@@ -10,7 +10,6 @@
 
 use crate::config::LlamaConfig;
 use crate::fused;
-use burn::tensor::activation::softmax;
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -392,13 +391,20 @@ impl Llama {
     /// new tokens as queries and the cache plus the new tokens as keys (see [`Layout::left_padded_step`]).
     /// `[batch, new]` → `[batch, new, vocab]`.
     pub fn forward_cached(&self, ids: Tensor<2, Int>, layout: &Layout, cache: &mut KvCache) -> Tensor<3> {
+        self.logits(self.hidden_cached(ids, layout, cache))
+    }
+
+    /// Hidden states of the newest tokens (after the final RMSNorm), extending `cache` as
+    /// [`Llama::forward_cached`] does but without the output projection: for a prefix whose logits are
+    /// not needed. `[batch, new]` → `[batch, new, hidden]`.
+    pub fn hidden_cached(&self, ids: Tensor<2, Int>, layout: &Layout, cache: &mut KvCache) -> Tensor<3> {
         if cache.layers.is_empty() {
             cache.layers = vec![None; self.config.num_hidden_layers];
         }
         let [_, s] = ids.dims();
         let h = self.run_layers(ids, layout, Some(cache));
         cache.len += s;
-        self.logits(h)
+        h
     }
 
     /// The output projection (tied or not): `[batch, seq, hidden]` → `[batch, seq, vocab]`.
@@ -438,14 +444,12 @@ impl Llama {
             "sequence of {} tokens exceeds max_position_embeddings",
             past + s
         );
-        // Queries of one kv head are stacked n_rep times along the sequence axis (see Attention).
-        let n_rep = c.num_attention_heads / c.num_key_value_heads;
-        let mask = if n_rep == 1 { layout.mask.clone() } else { layout.mask.clone().repeat_dim(2, n_rep) };
+        let mask = &layout.mask;
         let mut x = embedding(self.embed_tokens.clone(), ids); // [batch, seq, hidden]
         for (l, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.layers[l]);
             let h = rms_norm(x.clone(), &layer.input_layernorm, c.rms_norm_eps);
-            x = x + layer.self_attn.forward(h, &cos, &sin, &mask, layout.plain_causal, c, kv);
+            x = x + layer.self_attn.forward(h, &cos, &sin, mask, layout.plain_causal, c, kv);
             let h = rms_norm(x.clone(), &layer.post_attention_layernorm, c.rms_norm_eps);
             x = x + layer.mlp.forward(h);
         }
@@ -473,6 +477,25 @@ impl KvCache {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// A cache whose row `i` is row `rows[i]` of this one (rows may repeat): one prefix computed once
+    /// and continued several ways.
+    pub fn select_rows(&self, rows: &[usize]) -> KvCache {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref().map(|(k, v)| {
+                    let idx = Tensor::<1, Int>::from_data(
+                        TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]),
+                        &k.device(),
+                    );
+                    (k.clone().select(0, idx.clone()), v.clone().select(0, idx))
+                })
+            })
+            .collect();
+        KvCache { layers, len: self.len }
     }
 }
 
@@ -564,7 +587,7 @@ fn mask_tensor(
 }
 
 impl Attention {
-    /// `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`. `mask`: `[batch or 1, 1, n_rep*seq, kv]`.
+    /// `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`. `mask`: `[batch or 1, 1, seq, kv]`.
     /// With `cache`, the new keys and values are appended to it and attention covers all of them.
     /// `plain_causal`: the mask is plain causal (the fused kernel's case, taken when no cache is given).
     #[allow(clippy::too_many_arguments)]
@@ -580,7 +603,6 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
-        let n_rep = nh / nkv;
         if plain_causal && cache.is_none() && fused::active(&x.device()) {
             // The projections' own layout [batch, seq, heads, head_dim]: no transposes on this path.
             let split = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]);
@@ -614,15 +636,8 @@ impl Attention {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        // Grouped-query attention without copying K and V per query head: query head h uses kv head
-        // h / n_rep (as HF's repeat_kv), so the n_rep query heads of one kv head are stacked along the
-        // sequence axis and share one matmul with it.
-        let q = q.reshape([b, nkv, n_rep * s, hd]);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt()); // [b, nkv, n_rep*seq, kv]
-        let probs = softmax(scores + mask.clone(), 3);
-        let out = probs.matmul(v); // [b, nkv, n_rep*seq, head_dim]
-        let out = out.reshape([b, nh, s, hd]).swap_dims(1, 2).reshape([b, s, nh * hd]);
-        linear(out, &self.o_proj)
+        let out = fused::masked_attention(q, k, v, mask.clone(), 1.0 / (hd as f64).sqrt()); // [b, nh, seq, head_dim]
+        linear(out.swap_dims(1, 2).reshape([b, s, nh * hd]), &self.o_proj)
     }
 }
 

@@ -4,7 +4,7 @@
 //! accumulated in f64). Finally the whole model, fused against unfused, and with a packed layout.
 
 use hone_model::burn::tensor::{Device, Int, Tensor, TensorData};
-use hone_model::fused::{self, attention, cross_entropy, linear, plain, rms_norm, rope, swiglu};
+use hone_model::fused::{self, attention, cross_entropy, linear, masked_attention, plain, rms_norm, rope, swiglu};
 use hone_model::llama::{Layout, cross_entropy as mean_ce, ids_tensor};
 use hone_model::{Llama, LlamaConfig};
 use rand::{Rng, SeedableRng};
@@ -273,6 +273,68 @@ fn attention_matches_plain_composition() {
         assert_close(&format!("{tag} dk"), &f.2, &p.2, 1e-5);
         assert_close(&format!("{tag} dv"), &f.3, &p.3, 1e-5);
     }
+}
+
+/// The forward-only masked kernel (inference) against the plain composition: masks per row and
+/// shared, grouped-query heads, more keys than queries (a KV cache), rows with masked-out keys
+/// (padding) and, on the plain device, a fully masked row (zero where the composition gives NaN).
+#[test]
+fn masked_attention_matches_plain_composition() {
+    let mut r = rng(17);
+    let plain_dev = Device::flex();
+    // (batch, heads, kv_heads, seq, kv, head_dim, mask rows)
+    for &(b, nh, nkv, s, kv, hd, mr) in &[
+        (1, 1, 1, 1, 1, 1, 1),
+        (2, 2, 1, 3, 5, 3, 2),
+        (3, 4, 2, 6, 17, 8, 3),
+        (2, 3, 3, 33, 33, 17, 1),
+        (4, 4, 1, 1, 40, 16, 4),
+    ] {
+        let t = |v: Vec<f32>, shape: [usize; 4]| Tensor::<4>::from_data(TensorData::new(v, shape), &plain_dev);
+        let (q, k, v) = (
+            randn(&mut r, b * nh * s * hd, 1.0),
+            randn(&mut r, b * nkv * kv * hd, 1.0),
+            randn(&mut r, b * nkv * kv * hd, 1.0),
+        );
+        // Each row masks a random ~third of its keys, but never the key its query sits on.
+        let mask: Vec<f32> = (0..mr * s * kv)
+            .map(|i| {
+                let (q, k) = ((i / kv) % s, i % kv);
+                if k != (kv - s + q) && r.random_range(0..3) == 0 { f32::NEG_INFINITY } else { 0.0 }
+            })
+            .collect();
+        let scale = 1.0 / (hd as f64).sqrt();
+        let args = || {
+            (
+                t(q.clone(), [b, nh, s, hd]),
+                t(k.clone(), [b, nkv, kv, hd]),
+                t(v.clone(), [b, nkv, kv, hd]),
+                t(mask.clone(), [mr, 1, s, kv]),
+            )
+        };
+        let (qa, ka, va, ma) = args();
+        let fused_out = host(masked_attention::apply(qa, ka, va, ma, scale));
+        let (qa, ka, va, ma) = args();
+        let plain_out = host(plain::masked_attention(qa, ka, va, ma, scale));
+        assert_close(
+            &format!("masked attention b{b} h{nh}/{nkv} s{s} kv{kv} d{hd} m{mr}"),
+            &fused_out,
+            &plain_out,
+            1e-5,
+        );
+        // The dispatch picks the kernel on a plain device and the composition on an autodiff one.
+        let (qa, ka, va, ma) = args();
+        assert_eq!(host(fused::masked_attention(qa, ka, va, ma, scale)), fused_out);
+    }
+    let t = |v: Vec<f32>, shape: [usize; 4]| Tensor::<4>::from_data(TensorData::new(v, shape), &plain_dev);
+    let out = masked_attention::apply(
+        t(vec![1.0; 4], [1, 1, 2, 2]),
+        t(vec![1.0; 4], [1, 1, 2, 2]),
+        t(vec![1.0; 4], [1, 1, 2, 2]),
+        t(vec![f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY], [1, 1, 2, 2]),
+        1.0,
+    );
+    assert_eq!(host(out), vec![0.0, 0.0, 1.0, 1.0]);
 }
 
 #[test]

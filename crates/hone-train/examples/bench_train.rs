@@ -46,6 +46,25 @@ fn matmul_gflops(device: &Device, n: usize, reps: usize) -> f64 {
     2.0 * (n as f64).powi(3) * reps as f64 / t.elapsed().as_secs_f64() / 1e9
 }
 
+/// GFLOP/s of an n×n by n×n f32 product through the `gemm` crate directly into a preallocated
+/// output (multithreaded, as the fused linear layer calls it): the best of `reps` single products,
+/// so an allocation or a descheduled thread does not lower the peak.
+fn gemm_gflops(n: usize, reps: usize) -> f64 {
+    use hone_model::fused::{View, gemm_slices};
+    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3).collect();
+    let b = a.iter().rev().copied().collect::<Vec<f32>>();
+    let mut c = vec![0f32; n * n];
+    let mut best = f64::INFINITY;
+    for i in 0..reps + 2 {
+        let t = Instant::now();
+        gemm_slices(&mut c, n, n, n, 0.0, View::rows(&a, n), View::rows(&b, n), 1.0);
+        if i >= 2 {
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+    }
+    2.0 * (n as f64).powi(3) / best / 1e9
+}
+
 fn main() -> anyhow::Result<()> {
     #[cfg(not(feature = "system-alloc"))]
     hone_train::alloc::keep_freed_memory();
@@ -121,12 +140,16 @@ fn main() -> anyhow::Result<()> {
             "impl": "hone",
             "threads": rayon::current_num_threads(),
             "fused": hone_model::fused::enabled(),
+            "cpu": hone_model::simd::cpu_model(),
+            "simd": hone_model::simd::level().name(),
+            "gemm_simd": hone_model::simd::gemm_level().name(),
             "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
             "params": cfg.num_params(),
             "flops_per_token": cfg.train_flops_per_token(seq),
             "step_s": step_s,
             "tokens_per_s": (batch * seq) as f64 / step_s,
             "matmul_gflops": peak,
+            "gemm_gflops": gemm_gflops(1024, 10).max(gemm_gflops(2048, 3)),
             "first_loss": first,
             "last_loss": last,
         })

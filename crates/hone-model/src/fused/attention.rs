@@ -9,6 +9,7 @@
 
 use super::exp;
 use super::host::{Mat, SharedMut, contiguous, dims, gemm, tensor, values};
+use crate::simd::simd_fn;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -57,9 +58,26 @@ fn causal_softmax(p: &mut [f32], seq: usize) {
         let (live, dead) = row.split_at_mut(i + 1);
         let m = exp::max(live);
         let sum = exp::exp_shifted_sum(live, m);
-        let inv = 1.0 / sum;
-        live.iter_mut().for_each(|x| *x *= inv);
+        scale(live, 1.0 / sum);
         dead.fill(0.0);
+    }
+}
+
+simd_fn! {
+    /// `x ← x · factor`.
+    pub fn scale(xs: &mut [f32], factor: f32) {
+        xs.iter_mut().for_each(|x| *x *= factor);
+    }
+}
+
+simd_fn! {
+    /// One query row of the softmax backward: `ds ← p · (ds − o·g)` (`o`, `g`: the row's output and
+    /// its gradient, `[head_dim]`).
+    pub fn softmax_grad_row(ds: &mut [f32], p: &[f32], o: &[f32], g: &[f32]) {
+        let di: f32 = o.iter().zip(g).map(|(a, b)| a * b).sum();
+        for (x, &pv) in ds.iter_mut().zip(p) {
+            *x = pv * (*x - di);
+        }
     }
 }
 
@@ -154,11 +172,7 @@ pub fn backward(
                 for i in 0..seq {
                     let o = &out[q_off + i * heads * hd..][..hd];
                     let gi = &go[q_off + i * heads * hd..][..hd];
-                    let di: f32 = o.iter().zip(gi).map(|(a, b)| a * b).sum();
-                    let prow = &p[i * seq..(i + 1) * seq];
-                    for (x, &pv) in ds[i * seq..(i + 1) * seq].iter_mut().zip(prow) {
-                        *x = pv * (*x - di);
-                    }
+                    softmax_grad_row(&mut ds[i * seq..(i + 1) * seq], &p[i * seq..(i + 1) * seq], o, gi);
                 }
                 // SAFETY: as above.
                 unsafe {

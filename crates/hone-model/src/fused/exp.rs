@@ -1,5 +1,5 @@
-//! A vectorisable `exp` for the fused kernels' softmax, cross-entropy and SwiGLU, the softmax loops
-//! that use it, and the macro that compiles such loops for AVX2 and the baseline.
+//! A vectorisable `exp` for the fused kernels' softmax, cross-entropy and SwiGLU, and the softmax
+//! loops that use it.
 //!
 //! `f32::exp` calls libm one element at a time; in a training step it was 6–10% of the samples of a
 //! `perf` profile. This is the Cephes `expf` scheme: `exp(x) = 2^n · exp(r)` with `n = round(x·log2 e)`,
@@ -9,9 +9,9 @@
 //! the normal range (the tests check every exponent); below `LO` it returns 0 where libm returns a
 //! subnormal under 1.2e-38, above `HI` infinity, and NaN stays NaN.
 //!
-//! Each public loop is compiled twice, for AVX2 (8 lanes) and for the x86-64 baseline or any other
-//! target (4 lanes on SSE2), and picks one at run time. Neither fuses multiply-adds and both sum in
-//! the same lane order, so they give the same bits.
+//! Each public loop is compiled once per SIMD level ([`crate::simd`]: baseline, AVX2, AVX-512) and
+//! picks one at run time. None fuses multiply-adds and all sum in the same lane order, so they give
+//! the same bits.
 
 /// Largest input with a finite result: `n` stays at most 127.
 const HI: f32 = 88.376_26;
@@ -45,32 +45,7 @@ pub fn exp(x: f32) -> f32 {
     if x > HI { f32::INFINITY } else { y }
 }
 
-/// Defines `pub fn $name` twice over one body, for AVX2 and for the baseline, chosen at run time.
-/// Bodies call [`exp`] and [`sigmoid`] (inlined), so other kernels of `fused` use it too.
-macro_rules! simd_fn {
-    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
-        $(#[$doc])*
-        pub fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn body($($arg: $ty),*) $(-> $ret)? $body
-
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2")]
-                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2, checked just above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
-}
-
-pub(crate) use simd_fn;
+use crate::simd::simd_fn;
 
 /// Lanes of the partial sums: enough independent chains for 8-wide SIMD, and a fixed summation
 /// order whatever the instruction set.
@@ -185,7 +160,7 @@ mod tests {
     fn limits_and_nan() {
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp(-100.0), 0.0);
-        assert!(-100f32.exp() < 1.2e-38);
+        assert!((-100f32).exp() < 1.2e-38, "libm gives a subnormal or zero there");
         assert_eq!(exp(f32::INFINITY), f32::INFINITY);
         assert_eq!(exp(89.0), f32::INFINITY);
         assert!(exp(HI).is_finite() && exp(HI) > 1e38);
@@ -198,6 +173,29 @@ mod tests {
     /// Lengths around the lane count, so the remainder paths run.
     fn inputs(n: usize) -> Vec<f32> {
         (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.37).collect()
+    }
+
+    #[test]
+    fn every_simd_level_gives_the_same_bits() {
+        use crate::simd::SimdLevel;
+        // Levels the CPU lacks run the highest one it has, so on any machine this compares all it can.
+        for n in [0, 1, 7, 8, 15, 16, 17, 33, 1000, 4099] {
+            let xs = inputs(n);
+            let at = |l: SimdLevel| {
+                let mut inplace = xs.clone();
+                let s = exp_shifted_sum::at(l, &mut inplace, 1.25);
+                let mut out = vec![0f32; n];
+                scaled_exp_shifted::at(l, &mut out, &xs, 1.25, 0.5);
+                (max::at(l, &xs).to_bits(), s.to_bits(), sum_exp_shifted::at(l, &xs, 1.25).to_bits(), inplace, out)
+            };
+            let base = at(SimdLevel::Baseline);
+            for l in [SimdLevel::Avx2, SimdLevel::Avx512] {
+                let got = at(l);
+                assert_eq!((got.0, got.1, got.2), (base.0, base.1, base.2), "{l} vs baseline, n = {n}");
+                assert!(got.3.iter().zip(&base.3).all(|(a, b)| a.to_bits() == b.to_bits()), "{l}, n = {n}");
+                assert!(got.4.iter().zip(&base.4).all(|(a, b)| a.to_bits() == b.to_bits()), "{l}, n = {n}");
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod cross_entropy;
 pub mod exp;
 mod host;
 pub mod linear;
+pub mod masked_attention;
 pub mod plain;
 pub mod rms_norm;
 pub mod rope;
@@ -82,6 +83,19 @@ pub fn rope(x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<4> {
 /// in `llama.rs` instead.
 pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) -> Tensor<4> {
     if active(&q.device()) { attention::apply(q, k, v, scale) } else { plain::causal_attention(q, k, v, scale) }
+}
+
+/// Attention under an additive mask (padding, packing, a KV cache): `q [batch, heads, seq, head_dim]`,
+/// `k`, `v [batch, kv_heads, kv, head_dim]`, `mask [1 or batch, 1, seq, kv]` →
+/// `[batch, heads, seq, head_dim]`. The fused kernel is forward only, so it runs on plain Flex
+/// devices (evaluation, sampling); on autodiff devices the plain composition carries the gradients.
+pub fn masked_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4>, scale: f64) -> Tensor<4> {
+    let device = q.device();
+    if active(&device) && !device.is_autodiff() {
+        masked_attention::apply(q, k, v, mask, scale)
+    } else {
+        plain::masked_attention(q, k, v, mask, scale)
+    }
 }
 
 /// Log-probability of each target token: `logits [batch, seq, vocab]`, `targets [batch, seq]` →

@@ -57,6 +57,21 @@ pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) ->
     softmax(scores, 3).matmul(v).swap_dims(1, 2) // [b, s, nh, hd]
 }
 
+/// Attention under an additive mask on `q [batch, heads, seq, head_dim]`, `k`, `v [batch, kv_heads,
+/// kv, head_dim]`, `mask [1 or batch, 1, seq, kv]` → `[batch, heads, seq, head_dim]`. Grouped-query
+/// attention without copying K and V per query head: the `n_rep` query heads of one kv head are
+/// stacked along the sequence axis (query head `h` uses kv head `h / n_rep`, as HF's `repeat_kv`)
+/// and share one product with it.
+pub fn masked_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4>, scale: f64) -> Tensor<4> {
+    let [b, nh, s, hd] = q.dims();
+    let nkv = k.dims()[1];
+    let n_rep = nh / nkv;
+    let mask = if n_rep == 1 { mask } else { mask.repeat_dim(2, n_rep) }; // [1 or b, 1, n_rep*s, kv]
+    let q = q.reshape([b, nkv, n_rep * s, hd]);
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, nkv, n_rep*s, kv]
+    softmax(scores + mask, 3).matmul(v).reshape([b, nh, s, hd])
+}
+
 /// Log-probability of each target token: `logits [batch, seq, vocab]`, `targets [batch, seq]` →
 /// `[batch, seq]`.
 pub fn token_log_probs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {

@@ -5,6 +5,7 @@
 //! depend on the thread count.
 
 use super::host::{contiguous, dims, tensor, values};
+use crate::simd::simd_fn;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -24,6 +25,34 @@ pub trait RmsNormBackend: Backend {
     fn fused_rms_norm(x: FloatTensor<Self>, w: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
 }
 
+simd_fn! {
+    /// One row: `y ← x · rstd · w`; returns `rstd = 1 / sqrt(mean(x²) + eps)`.
+    pub fn forward_row(y: &mut [f32], x: &[f32], w: &[f32], eps: f32) -> f32 {
+        let d = w.len();
+        let (y, x) = (&mut y[..d], &x[..d]);
+        let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+            *y = *x * r * *w;
+        }
+        r
+    }
+}
+
+simd_fn! {
+    /// One row of the backward: `dx ← r·w·g − x·c` with `c = r³ (x·g·w) / d`, and `dw += g·x·r`.
+    pub fn backward_row(dx: &mut [f32], dw: &mut [f32], x: &[f32], w: &[f32], g: &[f32], r: f32) {
+        let d = w.len();
+        let (dx, dw, x, g) = (&mut dx[..d], &mut dw[..d], &x[..d], &g[..d]);
+        let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| x * g * w).sum();
+        let c = r * r * r * dot / d as f32;
+        for j in 0..d {
+            dx[j] = r * w[j] * g[j] - x[j] * c;
+            dw[j] += g[j] * x[j] * r;
+        }
+    }
+}
+
 /// Forward on slices: returns `(y, rstd)` with `rstd [rows]`.
 pub fn forward(x: &[f32], w: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
     let d = w.len();
@@ -35,11 +64,7 @@ pub fn forward(x: &[f32], w: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
     }
     y.par_chunks_mut(d * BLOCK).zip(rstd.par_chunks_mut(BLOCK)).zip(x.par_chunks(d * BLOCK)).for_each(|((y, r), x)| {
         for ((y, r), x) in y.chunks_mut(d).zip(r.iter_mut()).zip(x.chunks(d)) {
-            let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
-            *r = 1.0 / (ms + eps as f32).sqrt();
-            for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
-                *y = *x * *r * *w;
-            }
+            *r = forward_row(y, x, w, eps as f32);
         }
     });
     (y, rstd)
@@ -60,12 +85,7 @@ pub fn backward(x: &[f32], w: &[f32], rstd: &[f32], g: &[f32]) -> (Vec<f32>, Vec
         .map(|(((dx, x), g), rstd)| {
             let mut dw = vec![0f32; d];
             for (((dx, x), g), &r) in dx.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)).zip(rstd) {
-                let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| x * g * w).sum();
-                let c = r * r * r * dot / d as f32;
-                for j in 0..d {
-                    dx[j] = r * w[j] * g[j] - x[j] * c;
-                    dw[j] += g[j] * x[j] * r;
-                }
+                backward_row(dx, &mut dw, x, w, g, r);
             }
             dw
         })

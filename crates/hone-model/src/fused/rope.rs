@@ -6,6 +6,7 @@
 //! narrow/neg/cat/mul/add chain and its backward; the tables are constants (no gradient).
 
 use super::host::{contiguous, dims, tensor, values};
+use crate::simd::simd_fn;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -22,9 +23,34 @@ pub trait RopeBackend: Backend {
     fn fused_rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
+simd_fn! {
+    /// One position's heads `x [heads, hd]` rotated by one table row (`c`, `s`: `[hd]`): the rotation
+    /// for `sign > 0`, its transpose otherwise.
+    pub fn rotate_position(y: &mut [f32], x: &[f32], c: &[f32], s: &[f32], hd: usize, sign: f32) {
+        let half = hd / 2;
+        for (y, x) in y.chunks_mut(hd).zip(x.chunks(hd)) {
+            let (y, x, c, s) = (&mut y[..hd], &x[..hd], &c[..hd], &s[..hd]);
+            let (y_lo, y_hi) = y.split_at_mut(half);
+            let (x_lo, x_hi) = x.split_at(half);
+            if sign > 0.0 {
+                for j in 0..half {
+                    let (a, b) = (x_lo[j], x_hi[j]);
+                    y_lo[j] = a * c[j] - b * s[j];
+                    y_hi[j] = b * c[j + half] + a * s[j + half];
+                }
+            } else {
+                for j in 0..half {
+                    let (a, b) = (x_lo[j], x_hi[j]);
+                    y_lo[j] = a * c[j] + b * s[j + half];
+                    y_hi[j] = b * c[j + half] - a * s[j];
+                }
+            }
+        }
+    }
+}
+
 /// Applies the rotation (`sign = 1`) or its transpose (`sign = −1`) to `x [rows, seq, heads, hd]`.
 fn rotate(x: &[f32], cos: &[f32], sin: &[f32], seq: usize, heads: usize, hd: usize, sign: f32) -> Vec<f32> {
-    let half = hd / 2;
     let mut y = vec![0f32; x.len()];
     if hd == 0 || seq == 0 {
         return y;
@@ -33,18 +59,7 @@ fn rotate(x: &[f32], cos: &[f32], sin: &[f32], seq: usize, heads: usize, hd: usi
     y.par_chunks_mut(heads * hd).zip(x.par_chunks(heads * hd)).enumerate().for_each(|(idx, (y, x))| {
         let t = idx % seq;
         let (c, s) = (&cos[t * hd..(t + 1) * hd], &sin[t * hd..(t + 1) * hd]);
-        for (y, x) in y.chunks_mut(hd).zip(x.chunks(hd)) {
-            for j in 0..half {
-                let (a, b) = (x[j], x[j + half]);
-                if sign > 0.0 {
-                    y[j] = a * c[j] - b * s[j];
-                    y[j + half] = b * c[j + half] + a * s[j + half];
-                } else {
-                    y[j] = a * c[j] + b * s[j + half];
-                    y[j + half] = b * c[j + half] - a * s[j];
-                }
-            }
-        }
+        rotate_position(y, x, c, s, hd, sign);
     });
     y
 }

@@ -2,8 +2,9 @@
 //! `d_up = g · gate·σ` and `d_gate = g · up · σ·(1 + gate·(1 − σ))`. One pass over the elements in
 //! parallel blocks instead of burn's four elementwise ops and their backward.
 
-use super::exp::{sigmoid, simd_fn};
+use super::exp::sigmoid;
 use super::host::{contiguous, dims, tensor, values};
+use crate::simd::simd_fn;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
