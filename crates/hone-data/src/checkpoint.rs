@@ -132,6 +132,38 @@ impl CheckpointDir {
     }
 }
 
+/// Checks every file a checkpoint folder's MANIFEST lists against its sha256: `Ok(true)` when all
+/// match, `Ok(false)` when the folder has no MANIFEST (a folder from elsewhere, e.g. a Hugging Face
+/// download), an error naming the first missing or corrupted file otherwise. Every load of a
+/// checkpoint goes through it (sampling, evaluation, a stage's start), not only resume, so a damaged
+/// file never seeds the next stage silently.
+pub fn verify(dir: &Path) -> Result<bool> {
+    let path = dir.join(MANIFEST);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    for (i, line) in text.lines().enumerate() {
+        let Some((want, name)) = line.split_once("  ") else {
+            bail!("{}, line {}: not `<sha256>  <file>`; the checkpoint is damaged", path.display(), i + 1);
+        };
+        let file = dir.join(name);
+        let bytes = fs::read(&file).with_context(|| {
+            format!("{}: listed in {} but cannot be read; the checkpoint is incomplete", file.display(), path.display())
+        })?;
+        let got = sha256_hex(&bytes);
+        if got != want {
+            bail!(
+                "{}: corrupted (sha256 {got}, MANIFEST says {want}); use an earlier checkpoint of this stage or \
+                 rerun the stage",
+                file.display()
+            );
+        }
+    }
+    Ok(true)
+}
+
 fn read_manifest(dir: &Path) -> Option<BTreeMap<String, String>> {
     let text = fs::read_to_string(dir.join(MANIFEST)).ok()?;
     let mut files = BTreeMap::new();
@@ -190,6 +222,29 @@ mod tests {
         assert_eq!(steps, vec![20, 30, 40], "last 2 plus the final");
         assert_eq!(c.latest().unwrap().unwrap().read("model.bin").unwrap(), b"40");
         assert_eq!(c.final_checkpoint().unwrap().unwrap().step, 20);
+    }
+
+    #[test]
+    fn verify_checks_every_listed_file() {
+        let d = tempfile::tempdir().unwrap();
+        let c = CheckpointDir::new(d.path(), 3);
+        let dir = c.save(1, files("weights"), false).unwrap();
+        assert!(verify(&dir).unwrap());
+        // One flipped bit in a listed file: an error naming it.
+        let mut bytes = fs::read(dir.join("model.bin")).unwrap();
+        bytes[0] ^= 1;
+        fs::write(dir.join("model.bin"), &bytes).unwrap();
+        let err = verify(&dir).unwrap_err().to_string();
+        assert!(err.contains("model.bin") && err.contains("corrupted"), "{err}");
+        // A listed file gone: named too.
+        fs::remove_file(dir.join("state.json")).unwrap();
+        fs::write(dir.join("model.bin"), b"weights").unwrap();
+        let err = format!("{:#}", verify(&dir).unwrap_err());
+        assert!(err.contains("state.json"), "{err}");
+        // A folder without a MANIFEST (from elsewhere) is not checked.
+        let plain = d.path().join("hf");
+        fs::create_dir_all(&plain).unwrap();
+        assert!(!verify(&plain).unwrap());
     }
 
     #[test]

@@ -10,12 +10,14 @@ pub mod corpus;
 pub mod error;
 pub mod hash;
 pub mod kinds;
+pub mod lock;
 pub mod pairs;
 pub mod prepare;
 pub mod progress;
 pub mod read;
 pub mod sft;
 pub mod shards;
+pub mod skip;
 pub mod tokenizer;
 pub mod unpaired;
 

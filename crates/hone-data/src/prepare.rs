@@ -175,6 +175,17 @@ pub fn prepare(
         bar.set_message(st.message());
     }
     bar.finish_and_clear();
+    if st.train.documents + st.val.documents == 0 {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        bail!(
+            "{}: no documents to prepare ({} empty, {} invalid records); check the path, and for JSON or \
+             Parquet input the field holding the text (data.text_field = `{}`)",
+            names.join(", "),
+            st.skipped_empty,
+            st.skipped_invalid,
+            opts.text_field
+        );
+    }
     st.remove_stale_units()?;
 
     let index = ShardIndex {

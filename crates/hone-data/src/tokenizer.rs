@@ -224,12 +224,21 @@ impl Tokenizer {
 /// of bytes per input byte, which for a whole book would dominate memory.
 pub const CHUNK_BYTES: usize = 1 << 16;
 
+/// A stretch this long without a safe cut is cut anyway (see [`safe_chunks`]).
+pub const FORCED_CUT_BYTES: usize = 2 * CHUNK_BYTES;
+
 /// Cuts `text` into pieces of about `target` bytes, only after a lone newline or before a lone space
 /// that sits between two non-whitespace characters. The byte-level pre-tokenizer's pieces never
 /// cross such a point (a piece of letters, digits or punctuation ends at the whitespace; a lone newline
 /// is a piece of its own whether or not text follows; a lone space joins the word after it, which
 /// starts the next piece either way), and no special token contains whitespace, so encoding the
 /// pieces and concatenating gives exactly the ids of the whole text.
+///
+/// A stretch of `max(2 · target, FORCED_CUT_BYTES)` bytes (128 KiB) with no such point (minified code, base64, long unspaced CJK text)
+/// is cut anyway, at a character boundary outside any special token: one pre-tokenizer piece that
+/// long would make the library's structures tens of bytes per input byte (a 60 MB unspaced document
+/// took 10 GB). Only such stretches can encode differently from the whole text (the BPE merges
+/// around the cut), which no ordinary text has.
 pub fn safe_chunks(text: &str, target: usize) -> Vec<&str> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
@@ -239,6 +248,9 @@ pub fn safe_chunks(text: &str, target: usize) -> Vec<&str> {
         let cut = loop {
             if p >= bytes.len() {
                 break None;
+            }
+            if p >= start + (2 * target).max(FORCED_CUT_BYTES) {
+                break Some(forced_cut(text, start, start + target.max(FORCED_CUT_BYTES / 2)));
             }
             // Cut after a lone newline, or before a lone space.
             let (ws, after_at) = match (bytes[p - 1], bytes[p]) {
@@ -268,6 +280,33 @@ pub fn safe_chunks(text: &str, target: usize) -> Vec<&str> {
     }
     out.push(&text[start..]);
     out
+}
+
+/// A cut at or before `at` (and after `start`) on a character boundary that does not split a special
+/// token (`<|...|>`, at most a few dozen bytes).
+fn forced_cut(text: &str, start: usize, at: usize) -> usize {
+    let mut p = at.min(text.len());
+    while p > start && !text.is_char_boundary(p) {
+        p -= 1;
+    }
+    if p == start {
+        p = at;
+        while p < text.len() && !text.is_char_boundary(p) {
+            p += 1;
+        }
+        return p;
+    }
+    let mut w = p.saturating_sub(64).max(start);
+    while w < p && !text.is_char_boundary(w) {
+        w += 1;
+    }
+    if let Some(open) = text[w..p].rfind("<|")
+        && !text[w + open..p].contains("|>")
+        && w + open > start
+    {
+        return w + open;
+    }
+    p
 }
 
 /// GPT-2's byte-to-unicode table, inverted: the byte each byte-level symbol stands for.
@@ -382,9 +421,28 @@ mod tests {
             let ids: Vec<u32> = pieces.iter().flat_map(|p| t.encode_one(p).unwrap()).collect();
             assert_eq!(ids, whole, "target {target}");
         }
-        // A text with no safe cut stays whole.
-        let flat = "word\t".repeat(30_000);
-        assert_eq!(safe_chunks(&flat, CHUNK_BYTES).len(), 1);
+        // A text with no safe cut for two chunks' length is cut anyway, at character boundaries and
+        // never inside a special token.
+        let flat = "wörd\t".repeat(30_000);
+        let pieces = safe_chunks(&flat, CHUNK_BYTES);
+        assert!(pieces.len() >= 2 && pieces.iter().all(|p| p.len() <= 2 * CHUNK_BYTES), "{}", pieces.len());
+        assert_eq!(pieces.concat(), flat);
+        let tagged = "x".repeat(CHUNK_BYTES - 3) + "<|end|>" + &"y".repeat(3 * CHUNK_BYTES);
+        let pieces = safe_chunks(&tagged, CHUNK_BYTES);
+        assert_eq!(pieces.concat(), tagged);
+        assert!(pieces.iter().all(|p| p.matches("<|").count() == p.matches("|>").count()), "a special token was cut");
+        // A short stretch without a safe cut is not cut.
+        assert_eq!(safe_chunks(&"word\t".repeat(100), CHUNK_BYTES).len(), 1);
+    }
+
+    #[test]
+    fn an_unspaced_document_encodes_in_pieces() {
+        // 4 MiB with no whitespace (what minified code or base64 look like to the pre-tokenizer):
+        // encoded chunk by chunk, and every byte comes back.
+        let t = trained();
+        let text: String = (0..4 << 20).map(|i| (b'a' + (i * 7 % 26) as u8) as char).collect();
+        let ids = t.encode(&text).unwrap();
+        assert_eq!(t.decode(&ids).unwrap(), text);
     }
 
     #[test]

@@ -159,8 +159,7 @@ fn json_array_files_name_the_record() {
 fn real_hh_rlhf_file_unpairs_to_twice_its_pairs() {
     let p =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pref/hh-rlhf_harmless-base_test.jsonl.gz");
-    if !p.exists() {
-        eprintln!("skipping real_hh_rlhf_file_unpairs_to_twice_its_pairs: {} is absent", p.display());
+    if hone_data::skip::require("real_hh_rlhf_file_unpairs_to_twice_its_pairs", &p).is_none() {
         return;
     }
     let pairs = read_pairs(std::slice::from_ref(&p), "auto", true).unwrap();

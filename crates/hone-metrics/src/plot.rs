@@ -1,21 +1,19 @@
 //! The loss curve of a stage (training loss and held-out loss against the step), drawn from
-//! `metrics.jsonl` with plotters as SVG and PNG into the stage's folder.
+//! `metrics.jsonl` with plotters as SVG into the stage's folder (SVG only: a bitmap would need a font
+//! rasteriser and the system font libraries behind it).
 
 use crate::log::read_series;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// Draws `<out_dir>/loss.svg` and `<out_dir>/loss.png`; returns their paths.
+/// Draws `<out_dir>/loss.svg`; returns its path.
 pub fn loss_curve(metrics: &Path, stage: &str, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let train = read_series(metrics, stage, "train", "loss");
     let val = read_series(metrics, stage, "eval", "val_loss");
     let svg = out_dir.join("loss.svg");
-    let png = out_dir.join("loss.png");
     draw(SVGBackend::new(&svg, (900, 540)).into_drawing_area(), stage, &train, &val)
         .map_err(|e| anyhow::anyhow!("{}: {e}", svg.display()))?;
-    draw(BitMapBackend::new(&png, (900, 540)).into_drawing_area(), stage, &train, &val)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
-    Ok(vec![svg, png])
+    Ok(vec![svg])
 }
 
 fn draw<DB: DrawingBackend>(

@@ -24,6 +24,7 @@ pub struct LoadedModel {
 /// checkpoint folder or in the nearest folder above it.
 pub fn load(path: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
     let dir = resolve_checkpoint(path)?;
+    hone_data::checkpoint::verify(&dir)?;
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
     let config: LlamaConfig = serde_json::from_str(&text)

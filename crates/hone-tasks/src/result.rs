@@ -124,13 +124,16 @@ impl TaskResult {
         self.metric(&self.headline)
     }
 
-    /// Writes `<dir>/<task>.json` atomically and returns its path.
+    /// Writes `<dir>/<task>.json` atomically, under the file's own lock (so a `hone eval` beside a
+    /// running pipeline never interleaves with it), and returns its path.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{}.json", self.task));
         let text = serde_json::to_string_pretty(self)?;
-        hone_data::atomic::write_atomic(&path, text.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        hone_data::lock::with_file_lock(&path, || {
+            hone_data::atomic::write_atomic(&path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))
+        })?;
         Ok(path)
     }
 

@@ -219,7 +219,21 @@ impl TaskFile {
     /// Reads and checks a task file: the kind has its section, the scorer exists.
     pub fn load(path: &Path) -> Result<TaskFile> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading task file {}", path.display()))?;
-        let t: TaskFile = toml::from_str(&text).with_context(|| format!("parsing task file {}", path.display()))?;
+        let t: TaskFile = toml::from_str(&text).map_err(|e| {
+            // A missing field is reported by the parser at the start of its table (line 1, column 1
+            // for a top-level one), which reads as a syntax error; name the field instead.
+            let msg = e.message();
+            if msg.starts_with("missing field") {
+                anyhow::anyhow!(
+                    "task file {}: {msg}; a task file has name, description, kind, source and metric, and the \
+                     section of its kind ([multiple_choice], [generate] or [loglikelihood_rolling]); tasks/arc_easy.toml \
+                     is an example",
+                    path.display()
+                )
+            } else {
+                anyhow::anyhow!("task file {}: {e}", path.display())
+            }
+        })?;
         t.check().with_context(|| format!("task file {}", path.display()))?;
         Ok(t)
     }

@@ -74,6 +74,7 @@ impl RewardModel {
     /// Opens a reward checkpoint (or a stage folder: its final, else newest checkpoint).
     pub fn load(path: &Path, device: &Device) -> anyhow::Result<RewardModel> {
         let dir = hone_model::load::resolve_checkpoint(path)?;
+        hone_data::checkpoint::verify(&dir)?;
         let cfg_path = dir.join("config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let config: LlamaConfig = serde_json::from_str(&text)

@@ -334,7 +334,10 @@ impl<M: Trainable> Trainer<M> {
             let last = at == s.steps;
             if !last && s.eval_every > 0 && at.is_multiple_of(s.eval_every) {
                 last_eval = self.evaluate(task)?;
-                bar.println(format!("step {at}: {}", fmt_metrics(&last_eval)));
+                hone_data::progress::println(
+                    &bar,
+                    &format!("{}: step {at}: {}", self.settings.stage, fmt_metrics(&last_eval)),
+                );
                 self.plot();
             }
             if !last && s.checkpoint_every > 0 && at.is_multiple_of(s.checkpoint_every) {

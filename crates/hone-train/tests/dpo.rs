@@ -194,3 +194,54 @@ fn rpo_adds_the_chosen_replies_per_token_nll() {
     assert!(nll > 0.1, "a random model's replies are unlikely: {nll}");
     assert!((v as f64 - want).abs() < 1e-4 * want, "loss {v}, hand {want}");
 }
+
+/// `sequence_logps` against a hand computation that does not share its code: each side encoded
+/// alone, the model's logits for it read back, the log-softmax taken on the host in f64, and the
+/// log-probabilities of the reply tokens (the mask's positions, never the prompt or the padding)
+/// summed, or averaged over the reply's token count.
+#[test]
+fn sequence_logps_sum_the_reply_tokens_only() {
+    use hone_model::llama::ids_tensor;
+    use hone_train::pairdata::{PairRows, sequence_logps};
+    let (tok, d) = setup();
+    let device = Device::flex();
+    let m = model(&tok, 3, &device);
+    let pairs: Vec<_> = d.train.iter().take(2).collect();
+    let len = pairs.iter().map(|p| p.chosen.ids.len().max(p.rejected.ids.len())).max().unwrap() + 5; // padding too
+    let rows = PairRows::new(&pairs, tok.pad_id, len);
+    let host = |t: Tensor<1>| t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let (sums, means) = (host(sequence_logps(&m, &rows, false)), host(sequence_logps(&m, &rows, true)));
+    let sides: Vec<_> = pairs.iter().map(|p| &p.chosen).chain(pairs.iter().map(|p| &p.rejected)).collect();
+    for (i, e) in sides.iter().enumerate() {
+        let n = e.ids.len();
+        let logits: Vec<f32> = m
+            .forward(ids_tensor(&e.ids[..n - 1], 1, n - 1, &device))
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap();
+        let vocab = logits.len() / (n - 1);
+        let (mut reply, mut all, mut count) = (0f64, 0f64, 0usize);
+        for t in 0..n - 1 {
+            let row = &logits[t * vocab..(t + 1) * vocab];
+            let top = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+            let lse = top + row.iter().map(|&x| (x as f64 - top).exp()).sum::<f64>().ln();
+            let lp = row[e.ids[t + 1] as usize] as f64 - lse;
+            all += lp;
+            if e.mask[t + 1] {
+                reply += lp;
+                count += 1;
+            }
+        }
+        assert!(count > 0 && count < n - 1, "row {i}: the reply is part of the sequence");
+        assert!((sums[i] as f64 - reply).abs() < 1e-3, "row {i}: {} vs {reply}", sums[i]);
+        assert!(
+            (means[i] as f64 - reply / count as f64).abs() < 1e-4,
+            "row {i}: {} vs {}",
+            means[i],
+            reply / count as f64
+        );
+        // Counting the prompt would be far off: the check can tell the two apart.
+        assert!((all - reply).abs() > 0.5, "row {i}: the prompt's tokens carry weight");
+    }
+}

@@ -1,6 +1,7 @@
 //! Reward model: the head reads the last real token (padding changes nothing), the Bradley–Terry loss
 //! matches a hand computation, the weight file has Hugging Face's sequence-classification names and
-//! loads back with the same scores, and training separates chosen from rejected.
+//! loads back with the same scores, and training separates chosen from rejected (and the trained
+//! checkpoint loads back with the trained scores).
 
 mod post;
 
@@ -113,18 +114,23 @@ fn training_separates_chosen_from_rejected() {
         seed: 1,
         config_hash: "t".into(),
         progress: false,
-        extra_files: vec![],
+        // What the reward stage writes beside the weights, so the checkpoint opens on its own.
+        extra_files: vec![("config.json".into(), serde_json::to_vec(&rm.hf_config(tok.pad_id)).unwrap())],
     };
     let mut t = Trainer::new(rm, &optim(), settings, &dir.path().join("reward"), None).unwrap();
     let mut task = RewardTask::new(held, tok.pad_id, 1, 8, 1);
     let s = t.run(&mut task, &AtomicBool::new(false)).unwrap();
     let acc = hone_train::stage::metric(&s.last_eval, "val_accuracy");
     assert!(acc >= 0.9, "pairwise accuracy on the training pairs after 80 steps: {acc} ({:?})", s.last_eval);
-    // The final checkpoint opens as a reward model with the trained scores.
-    let loaded = RewardModel::load(&dir.path().join("reward"), &Device::flex());
-    assert!(loaded.is_err(), "no config.json was written by this bare trainer");
     let refs: Vec<&EncodedPair> = data.train.iter().take(2).collect();
     let (rc, rr) = pair_rewards(&t.model, &refs, tok.pad_id, data.longest());
     let (c, r): (Vec<f32>, Vec<f32>) = (rc.to_data().try_into_vec().unwrap(), rr.to_data().try_into_vec().unwrap());
     assert!(c[0] > r[0] && c[1] > r[1], "{c:?} {r:?}");
+    // The final checkpoint opens as a reward model (MANIFEST checked) with the trained scores.
+    let loaded = RewardModel::load(&dir.path().join("reward"), &Device::flex()).unwrap();
+    let (lc, lr) = pair_rewards(&loaded, &refs, tok.pad_id, data.longest());
+    let (lc, lr): (Vec<f32>, Vec<f32>) = (lc.to_data().try_into_vec().unwrap(), lr.to_data().try_into_vec().unwrap());
+    for (x, y) in lc.iter().chain(&lr).zip(c.iter().chain(&r)) {
+        assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "loaded {lc:?} {lr:?} vs trained {c:?} {r:?}");
+    }
 }

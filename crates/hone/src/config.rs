@@ -22,7 +22,8 @@ config_section! {
         root: String = "runs".to_string(),
         /// Seed of the run: data order, initialisation and sampling derive from it.
         seed: u64 = 1,
-        /// Show progress bars (they are hidden anyway when stderr is not a terminal).
+        /// Show progress: bars on a terminal, a timestamped line every 10 s otherwise (`-q` hides it,
+        /// `-v` writes a line every second).
         progress: bool = true,
     }
 }

@@ -18,6 +18,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// No progress output (bars on a terminal, timestamped lines elsewhere).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Progress lines every second instead of every 10 when stderr is not a terminal.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +66,13 @@ fn main() -> std::process::ExitCode {
         command = command.subcommand(sub.about(info.about).long_about(stage_help(*stage)));
     }
     let matches = command.get_matches();
+    hone_data::progress::set_verbosity(if matches.get_flag("quiet") {
+        hone_data::progress::Verbosity::Quiet
+    } else if matches.get_flag("verbose") {
+        hone_data::progress::Verbosity::Verbose
+    } else {
+        hone_data::progress::Verbosity::Normal
+    });
     if let Some((name, sub)) = matches.subcommand()
         && let Some(stage) = hone_train::stages::find(name)
     {

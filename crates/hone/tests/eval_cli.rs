@@ -71,4 +71,29 @@ fn eval_world_probes_and_compare() {
 
     let out = ok(&hone(p, &["eval", "--compare", "runs/default/eval/pretrain", "runs/default/eval/pretrain"]));
     assert!(out.contains("no regression") && !out.contains("REGRESSION"), "{out}");
+
+    // A real regression: B answers every multiple-choice item wrong that A answered right.
+    let mc_path = dir.join("world_facts_mc.json");
+    let mut a: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&mc_path).unwrap()).unwrap();
+    let mut b = a.clone();
+    for (r, correct) in [(&mut a, true), (&mut b, false)] {
+        for it in r["items"].as_array_mut().unwrap() {
+            it["correct"] = correct.into();
+            it["correct_norm"] = correct.into();
+        }
+        for m in r["metrics"].as_array_mut().unwrap() {
+            if m["name"] == "acc" || m["name"] == "acc_norm" {
+                m["value"] = (if correct { 1.0 } else { 0.0 }).into();
+            }
+        }
+    }
+    for (name, r) in [("a", &a), ("b", &b)] {
+        std::fs::create_dir_all(p.join(name)).unwrap();
+        std::fs::write(p.join(name).join("world_facts_mc.json"), r.to_string()).unwrap();
+    }
+    let out = ok(&hone(p, &["eval", "--compare", "a", "b"]));
+    assert!(out.contains("REGRESSION") && out.contains("world_facts_mc") && out.contains("acc"), "{out}");
+    // And the other way round it is an improvement, not a regression.
+    let out = ok(&hone(p, &["eval", "--compare", "b", "a"]));
+    assert!(!out.contains("REGRESSION"), "{out}");
 }

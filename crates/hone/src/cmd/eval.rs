@@ -6,7 +6,6 @@ use crate::args::{ConfigArgs, print_sections, toml_list};
 use anyhow::{Result, bail};
 use clap::Args;
 use hone_eval::{EvalOptions, compare, load_results, table};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
@@ -88,11 +87,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }),
     };
     eprintln!("evaluating {} on {} task(s); results in {}", loaded.dir.display(), tasks.len(), out.display());
-    let opts = EvalOptions {
-        eval: cfg.eval.clone(),
-        sample: cfg.sample.clone(),
-        progress: cfg.run.progress && std::io::stderr().is_terminal(),
-    };
+    let opts = EvalOptions { eval: cfg.eval.clone(), sample: cfg.sample.clone(), progress: cfg.run.progress };
     let mut results = Vec::new();
     for t in &tasks {
         let r = hone_eval::run_task(&loaded, t, &opts)?;

@@ -6,11 +6,10 @@ use crate::config::HoneConfig;
 use crate::pipeline::{self, RunOptions, presets};
 use anyhow::Result;
 use clap::Args;
-use std::io::IsTerminal;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Built-in preset under the config: `default` (~15 min on a 2-core CPU), `quick` (a 1-2 minute smoke
+    /// Built-in preset under the config: `default` (6-16 min on a 2-core CPU), `quick` (a 1-2 minute smoke
     /// run), `cpu-large` (a bigger model, about an hour), `gpu` (gpt2-small-like, for a CUDA/wgpu build).
     #[arg(long, default_value = "default")]
     pub preset: String,
@@ -33,7 +32,8 @@ pub fn run(a: RunArgs) -> Result<()> {
     let origin = format!("preset `{}`", a.preset);
     let mut cfg: HoneConfig =
         hone_data::config::load_layered(&[(origin.as_str(), layer)], a.config.config.as_deref(), &a.config.set)?;
-    let opts = RunOptions { from: a.from.clone(), progress: cfg.run.progress && std::io::stderr().is_terminal() };
+    let _lock = hone_data::lock::RunLock::acquire(&cfg.run_dir(), &hone_data::lock::command_line())?;
+    let opts = RunOptions { from: a.from.clone(), progress: cfg.run.progress };
     match pipeline::run(&mut cfg, &opts)? {
         Some(_) => Ok(()),
         None => std::process::exit(130),

@@ -6,7 +6,6 @@ use crate::args::{ConfigArgs, announce};
 use anyhow::Result;
 use clap::Args;
 use hone_train::{Stage, StageReport};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -27,12 +26,13 @@ pub struct StageArgs {
 pub fn run(stage: &dyn Stage, a: StageArgs) -> Result<()> {
     let name = stage.info().name;
     let mut cfg = a.config.load(&stage.flag_overrides(a.model.as_deref(), &a.data)?)?;
+    let _lock = hone_data::lock::RunLock::acquire(&cfg.run_dir(), &hone_data::lock::command_line())?;
     let world = cfg.run_dir().join("world");
     if world.join("summary.json").is_file() {
         cfg.fill_stage_data(&world);
     }
     announce(&cfg, &["run", "model", "optim", name])?;
-    let progress = cfg.run.progress && std::io::stderr().is_terminal();
+    let progress = cfg.run.progress;
     let r = stage.run(&cfg.stages, &cfg.stage_context(progress))?;
     report(name, &r);
     Ok(())
