@@ -109,12 +109,22 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], mask: &[f32], d: Dims, scale: f3
     let n_rep = heads / kv_heads;
     let o = SharedMut(out.as_mut_ptr());
     (0..batch * heads).into_par_iter().for_each_init(
-        || vec![0f32; seq * kv],
-        |p, idx| {
+        || (vec![0f32; seq * kv], vec![0f32; hd * seq]),
+        |(p, qt), idx| {
             let (b, h) = (idx / heads, idx % heads);
             let kv_off = (b * kv_heads + h / n_rep) * kv * hd;
             let m = &mask[if mask_rows == 1 { 0 } else { b * seq * kv }..][..seq * kv];
-            // SAFETY: views stay inside q/k/v/p; this task alone writes head h of row b of `out`.
+            // The queries go in transposed (`[head_dim, seq]`, read back through a transposed view):
+            // with both operands contiguous along head_dim and a product of at most 256 scores, the
+            // `gemm` crate switches to dot-product kernels that sum in other lanes, so a few
+            // continuation tokens against a cached context would score differently in the last bits
+            // from the same tokens in a whole causal row (measured on ARC-Easy: 1,500 of 9,501 choices).
+            for (t, row) in q[idx * seq * hd..(idx + 1) * seq * hd].chunks(hd).enumerate() {
+                for (j, &x) in row.iter().enumerate() {
+                    qt[j * seq + t] = x;
+                }
+            }
+            // SAFETY: views stay inside qt/k/v/p; this task alone writes head h of row b of `out`.
             unsafe {
                 gemm(
                     seq,
@@ -123,7 +133,7 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], mask: &[f32], d: Dims, scale: f3
                     p.as_mut_ptr(),
                     kv,
                     false,
-                    Mat::rows(q[idx * seq * hd..].as_ptr(), hd),
+                    Mat::rows(qt.as_ptr(), seq).t(),
                     Mat::rows(k[kv_off..].as_ptr(), hd).t(),
                     scale,
                 );
