@@ -48,9 +48,82 @@ pub struct ChatTemplate {
     eos_token: String,
 }
 
+/// Longest chat template accepted (real ones: a few KiB).
+pub const MAX_TEMPLATE_BYTES: usize = 256 << 10;
+/// Most operators (`.`, `[`, `(`, `|`, `%`, `+`, `and`, …) one template tag may hold, outside its
+/// string literals (real ones: a few dozen).
+pub const MAX_TAG_OPERATORS: usize = 256;
+
+/// Refuses templates the template engine would recurse too deeply on: it parses a chain like
+/// `a.b.c…` in a loop but builds and walks it as a nested tree, so ten thousand links overflow a
+/// thread's stack (found by the reader fuzzer, crates/hone-fuzz). A tag is what sits between
+/// `{{`/`{%` and its closing `}}`/`%}`.
+fn check_complexity(source: &str) -> Result<()> {
+    anyhow::ensure!(
+        source.len() <= MAX_TEMPLATE_BYTES,
+        "chat template of {} bytes is longer than hone reads ({MAX_TEMPLATE_BYTES}); real ones are a few KiB",
+        source.len()
+    );
+    let b = source.as_bytes();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'{' && (b[i + 1] == b'{' || b[i + 1] == b'%') {
+            let close = if b[i + 1] == b'{' { b"}}" } else { b"%}" };
+            let end = source[i + 2..].find(std::str::from_utf8(close).expect("ascii")).map_or(b.len(), |e| i + 2 + e);
+            let ops = operators(&source[i + 2..end]);
+            anyhow::ensure!(
+                ops <= MAX_TAG_OPERATORS,
+                "chat template: the tag at byte {i} chains {ops} operations (more than {MAX_TAG_OPERATORS}); the template \
+                 is damaged"
+            );
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Operators in the text of one tag, outside string literals: each can add a level to the tree the
+/// engine builds (`a.b.c`, `a % b % c`, `a and b and c`, `[[[`).
+fn operators(tag: &str) -> usize {
+    let (mut n, mut quote, mut escaped) = (0, None::<char>, false);
+    let mut word = String::new();
+    let flush = |w: &mut String, n: &mut usize| {
+        if matches!(w.as_str(), "and" | "or" | "not" | "in" | "is" | "if" | "else") {
+            *n += 1;
+        }
+        w.clear();
+    };
+    for c in tag.chars() {
+        if let Some(q) = quote {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                _ if c == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        flush(&mut word, &mut n);
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '.' | '[' | '(' | '{' | '|' | '%' | '+' | '-' | '*' | '/' | '~' | '<' | '>' | '=' | '!' => n += 1,
+            _ => {}
+        }
+    }
+    flush(&mut word, &mut n);
+    n
+}
+
 impl ChatTemplate {
     /// Compiles a Jinja chat template.
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
+        check_complexity(source)?;
         let mut env = minijinja::Environment::new();
         env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
@@ -110,6 +183,25 @@ impl ChatTemplate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn templates_that_would_recurse_too_deeply_are_refused() {
+        let chain = format!("{{{{ message{} }}}}", ".age".repeat(10_000));
+        let e = format!("{:#}", ChatTemplate::new(&chain, "<s>", "</s>").err().expect("refused"));
+        assert!(e.contains("chains 10000 operations"), "{e}");
+        let nested = format!("{{{{ {} }}}}", "[".repeat(100_000));
+        assert!(ChatTemplate::new(&nested, "<s>", "</s>").is_err());
+        let modulo = format!("{{% for m in messages{} %}}{{% endfor %}}", " % x".repeat(10_000));
+        assert!(ChatTemplate::new(&modulo, "<s>", "</s>").is_err());
+        let and = format!("{{{{ a{} }}}}", " and a".repeat(10_000));
+        assert!(ChatTemplate::new(&and, "<s>", "</s>").is_err());
+        // Operators inside string literals do not count.
+        let quoted = format!("{{{{ '{}' }}}}", ".".repeat(10_000));
+        assert!(ChatTemplate::new(&quoted, "<s>", "</s>").is_ok());
+        // Ordinary templates, however long their plain text, still compile.
+        let ok = format!("{}{{{{ messages[0]['content'] | trim }}}}", "text ".repeat(1000));
+        assert!(ChatTemplate::new(&ok, "<s>", "</s>").is_ok());
+    }
+
     use super::*;
     use crate::tokenizer::{TokenizerConfig, train};
 

@@ -9,6 +9,7 @@ use crate::config_section;
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use std::path::Path;
+use std::str::FromStr;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
@@ -138,7 +139,22 @@ impl Tokenizer {
 
     /// Loads a `tokenizer.json`.
     pub fn load(path: &Path) -> Result<Self> {
-        let inner = Inner::from_file(path)
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        // The `tokenizers` library trusts its input: a damaged file can make it panic (an `expect` in
+        // its decoder deserializer) or recurse deeply enough to overflow a thread's stack (its
+        // untagged enums buffer nested values). Found by the reader fuzzer (crates/hone-fuzz). Real
+        // tokenizer.json files nest a few levels, so deeper ones are refused before parsing, and a
+        // panic becomes an error naming the file.
+        let depth = json_depth(&text);
+        anyhow::ensure!(
+            depth <= MAX_JSON_DEPTH,
+            "{}: nested {depth} levels deep (a tokenizer.json nests at most a few); the file is damaged",
+            path.display()
+        );
+        let inner = std::panic::catch_unwind(|| Inner::from_str(&text))
+            .map_err(|_| {
+                anyhow::anyhow!("{}: not a readable tokenizer.json (the parser gave up on it)", path.display())
+            })?
             .map_err(|e| anyhow::anyhow!("{}: not a readable tokenizer.json: {e}", path.display()))?;
         Self::from_inner(inner).with_context(|| format!("{}: not a hone tokenizer", path.display()))
     }
@@ -218,6 +234,35 @@ impl Tokenizer {
     pub fn inner(&self) -> &Inner {
         &self.inner
     }
+}
+
+/// Deepest JSON nesting a tokenizer.json may have (real ones: under 10).
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// The deepest nesting of `[`/`{` in JSON text, outside strings.
+pub fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Texts longer than this are tokenized in pieces: the library's intermediate structures take tens
@@ -475,6 +520,17 @@ mod tests {
     fn too_small_vocab_is_an_error() {
         let e = train(small_corpus().into_iter(), &TokenizerConfig { vocab_size: 100, ..Default::default() });
         assert!(e.unwrap_err().to_string().contains("too small"));
+    }
+
+    #[test]
+    fn json_depth_ignores_strings_and_deep_files_are_refused() {
+        assert_eq!(json_depth(r#"{"a": [1, {"b": "[[[{{"}], "c": "\"]"}"#), 3);
+        assert_eq!(json_depth("[]"), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokenizer.json");
+        std::fs::write(&p, "[".repeat(10_000)).unwrap();
+        let e = Tokenizer::load(&p).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json") && e.contains("nested"), "{e}");
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn find_upwards(start: &Path, name: &str) -> Option<PathBuf> {
 
 /// The chat template stored beside the tokenizer (`tokenizer_config.json`, as Hugging Face keeps it),
 /// else hone's default.
-fn chat_template(tok_path: &Path) -> anyhow::Result<ChatTemplate> {
+pub fn chat_template(tok_path: &Path) -> anyhow::Result<ChatTemplate> {
     let cfg_path = tok_path.with_file_name("tokenizer_config.json");
     let Ok(text) = std::fs::read_to_string(&cfg_path) else { return Ok(ChatTemplate::hone_default()) };
     let v: serde_json::Value =

@@ -15,15 +15,27 @@ use std::path::{Path, PathBuf};
 
 const BATCH: usize = 256;
 
+/// Runs a call into the `parquet` crate, turning a panic into an error: a damaged file can make it
+/// index out of bounds (a single flipped bit in a page header did, found by the reader fuzzer in
+/// crates/hone-fuzz).
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+        format!("the Parquet decoder failed on it ({})", msg.unwrap_or_else(|| "no message".into()))
+    })
+}
+
 pub(super) fn documents(path: &Path, column: &str, counter: ByteCounter) -> Result<Documents, DataError> {
     let file = File::open(path).map_err(|e| DataError::io(path, &e))?;
-    let reader = SerializedFileReader::new(file).map_err(|e| {
+    let not_parquet = |e: String| {
         DataError::file(
             path,
             format!("not a readable Parquet file: {e}"),
             "check that the file is complete and is Parquet",
         )
-    })?;
+    };
+    let reader =
+        guarded(|| SerializedFileReader::new(file)).map_err(not_parquet)?.map_err(|e| not_parquet(e.to_string()))?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
     let Some(col) = names.iter().position(|n| n == column) else {
@@ -98,15 +110,19 @@ impl Iterator for ParquetDocs {
                 if self.group >= self.reader.num_row_groups() {
                     return None;
                 }
-                let opened = self.reader.get_row_group(self.group).and_then(|rg| {
-                    let size = rg.metadata().compressed_size().max(0) as u64;
-                    rg.get_column_reader(self.col).map(|c| (c, size))
+                let (reader, group, col) = (&self.reader, self.group, self.col);
+                let opened = guarded(|| {
+                    reader.get_row_group(group).and_then(|rg| {
+                        let size = rg.metadata().compressed_size().max(0) as u64;
+                        rg.get_column_reader(col).map(|c| (c, size))
+                    })
                 });
                 match opened {
-                    Ok((c, size)) => {
+                    Ok(Ok((c, size))) => {
                         self.counter.add(size);
                         self.column = Some(c);
                     }
+                    Ok(Err(e)) => return self.fatal(format!("row group {}: {e}", self.group)),
                     Err(e) => return self.fatal(format!("row group {}: {e}", self.group)),
                 }
                 self.row_in_group = 0;
@@ -116,10 +132,14 @@ impl Iterator for ParquetDocs {
             };
             let mut values: Vec<ByteArray> = Vec::with_capacity(BATCH);
             let mut defs: Vec<i16> = Vec::with_capacity(BATCH);
-            let read = r.read_records(BATCH, Some(&mut defs), None, &mut values);
+            let read = guarded(|| r.read_records(BATCH, Some(&mut defs), None, &mut values));
             let (records, _, _) = match read {
-                Ok(x) => x,
-                Err(e) => return self.fatal(format!("row group {}: {e}", self.group)),
+                Ok(Ok(x)) => x,
+                Ok(Err(e)) => return self.fatal(format!("row group {}: {e}", self.group)),
+                Err(e) => {
+                    self.column = None;
+                    return self.fatal(format!("row group {}: {e}", self.group));
+                }
             };
             if records == 0 {
                 self.column = None;

@@ -1,0 +1,288 @@
+//! Every reader of outside bytes under mutated inputs (see the crate's header for the properties).
+//! One test, run alone in its binary: the allocator's peak is process-wide, so cases must not
+//! overlap. `HONE_FUZZ_CASES` sets the cases per reader (default 500: a few seconds on 2 cores;
+//! 20,000 per reader take about 100 s).
+
+use hone_data::chat::Message;
+use hone_data::read::{ByteCounter, TextOptions};
+use hone_data::sft::SftOptions;
+use hone_fuzz::{CountingAlloc, Limits, Reader, fuzz};
+use std::path::Path;
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn err(e: impl std::fmt::Display) -> String {
+    format!("{e:#}")
+}
+
+fn jsonl(rows: &[serde_json::Value]) -> Vec<u8> {
+    rows.iter().map(|r| r.to_string() + "\n").collect::<String>().into_bytes()
+}
+
+fn texts() -> Vec<serde_json::Value> {
+    (0..6)
+        .map(|i| serde_json::json!({"text": format!("Document {i}: the river Oskel runs 12{i} km north. «ünïcode» 🦀"), "id": i}))
+        .collect()
+}
+
+fn messages() -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+3?"}, {"role": "assistant", "content": "5"}]}),
+        serde_json::json!({"messages": [{"role": "user", "content": "Capital of Oskel?"}, {"role": "assistant", "content": "Varn."}]}),
+        serde_json::json!({"instruction": "Name a colour.", "input": "", "output": "Blue."}),
+        serde_json::json!({"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}),
+    ]
+}
+
+fn pairs() -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!({"prompt": "Is the sky green?", "chosen": "No.", "rejected": "Yes."}),
+        serde_json::json!({"prompt": [{"role": "user", "content": "2+2?"}], "chosen": [{"role": "assistant", "content": "4"}], "rejected": [{"role": "assistant", "content": "5"}]}),
+        serde_json::json!({"chosen": "\n\nHuman: Hi\n\nAssistant: Hello.", "rejected": "\n\nHuman: Hi\n\nAssistant: Go away."}),
+    ]
+}
+
+fn unpaired() -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!({"prompt": "2+2?", "completion": "4", "label": true}),
+        serde_json::json!({"prompt": [{"role": "user", "content": "2+2?"}], "completion": [{"role": "assistant", "content": "5"}], "label": false}),
+    ]
+}
+
+fn rl_prompts() -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!({"prompt": "What is 12 + 30?", "kind": "arithmetic", "scorer": "number", "targets": ["42"]}),
+        serde_json::json!({"prompt": [{"role": "user", "content": "Say yes."}], "kind": "format"}),
+    ]
+}
+
+fn tar_of(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn xz(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    lzma_rs::xz_compress(&mut std::io::BufReader::new(bytes), &mut out).unwrap();
+    out
+}
+
+/// A small Parquet file with a `text` column (and an `id`), written with the low-level writer.
+fn parquet_seed() -> Vec<u8> {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = parquet::schema::parser::parse_message_type(
+        "message doc { REQUIRED BYTE_ARRAY text (UTF8); REQUIRED INT64 id; }",
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut w = SerializedFileWriter::new(&mut out, std::sync::Arc::new(schema), Default::default()).unwrap();
+    for group in 0..2 {
+        let mut rg = w.next_row_group().unwrap();
+        let texts: Vec<ByteArray> =
+            texts().iter().map(|t| ByteArray::from(t["text"].as_str().unwrap().as_bytes().to_vec())).collect();
+        let mut col = rg.next_column().unwrap().unwrap();
+        col.typed::<ByteArrayType>().write_batch(&texts, None, None).unwrap();
+        col.close().unwrap();
+        let ids: Vec<i64> = (0..texts.len() as i64).map(|i| i + 100 * group).collect();
+        let mut col = rg.next_column().unwrap().unwrap();
+        col.typed::<Int64Type>().write_batch(&ids, None, None).unwrap();
+        col.close().unwrap();
+        rg.close().unwrap();
+    }
+    w.close().unwrap();
+    out
+}
+
+fn tokenizer() -> hone_data::tokenizer::Tokenizer {
+    let docs = texts().iter().map(|t| t["text"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let cfg = hone_data::tokenizer::TokenizerConfig { vocab_size: 300, ..Default::default() };
+    hone_data::tokenizer::train(docs.into_iter().cycle().take(60), &cfg).unwrap()
+}
+
+fn text_reader(name: &'static str, file_name: &'static str, seeds: Vec<Vec<u8>>) -> Reader {
+    Reader {
+        name,
+        file_name,
+        seeds,
+        read: Box::new(|p: &Path| {
+            let opts = TextOptions { format: "auto".into(), text_field: "text".into(), split_on_blank_lines: false };
+            for d in hone_data::read::documents(p, &opts, ByteCounter::default()).map_err(err)? {
+                d.map_err(err)?;
+            }
+            Ok(())
+        }),
+    }
+}
+
+fn readers() -> Vec<Reader> {
+    let tok = tokenizer();
+    let tok_dir = tempfile::tempdir().unwrap();
+    tok.save(&tok_dir.path().join("tokenizer.json")).unwrap();
+    let tok_json = std::fs::read(tok_dir.path().join("tokenizer.json")).unwrap();
+    let device = hone_model::device::select("cpu").unwrap();
+    let cfg = hone_model::ModelConfig {
+        preset: "micro".into(),
+        hidden_size: 16,
+        intermediate_size: 32,
+        ..Default::default()
+    }
+    .resolve(Some(64))
+    .unwrap();
+    let model = hone_model::Llama::init(&cfg, 1, &device).unwrap();
+    let weights = hone_model::weights::model_to_safetensors(&model).unwrap();
+    let members =
+        [("blimp/a.jsonl", jsonl(&texts())), ("blimp/b.jsonl", jsonl(&texts()[..2])), ("README", b"x".to_vec())];
+    let tar = tar_of(&members);
+    let task_items = jsonl(&[
+        serde_json::json!({"question": {"stem": "Which is a metal?", "choices": [{"text": "iron", "label": "A"}, {"text": "wood", "label": "B"}]}, "answerKey": "A"}),
+        serde_json::json!({"question": {"stem": "Which is wet?", "choices": [{"text": "sand", "label": "A"}, {"text": "water", "label": "B"}]}, "answerKey": "B"}),
+    ]);
+    vec![
+        text_reader("text_jsonl", "docs.jsonl", vec![jsonl(&texts())]),
+        text_reader("text_json", "docs.json", vec![serde_json::to_vec(&texts()).unwrap()]),
+        text_reader("text_txt", "docs.txt", vec![b"A plain text.\n\nWith two blocks.\n".to_vec()]),
+        text_reader("text_parquet", "docs.parquet", vec![parquet_seed()]),
+        Reader {
+            name: "sft",
+            file_name: "sft.jsonl",
+            seeds: vec![jsonl(&messages())],
+            read: Box::new(|p: &Path| {
+                hone_data::sft::read_conversations(&[p.to_path_buf()], &SftOptions::default()).map(|_| ()).map_err(err)
+            }),
+        },
+        Reader {
+            name: "preference",
+            file_name: "pairs.jsonl",
+            seeds: vec![jsonl(&pairs())],
+            read: Box::new(|p: &Path| hone_data::pairs::read_pairs(&[p.to_path_buf()], "auto", false).map(|_| ()).map_err(err)),
+        },
+        Reader {
+            name: "unpaired",
+            file_name: "unpaired.jsonl",
+            seeds: vec![jsonl(&unpaired())],
+            read: Box::new(|p: &Path| {
+                hone_data::unpaired::read_unpaired(&[p.to_path_buf()], "auto", false).map(|_| ()).map_err(err)
+            }),
+        },
+        Reader {
+            name: "rl_prompts",
+            file_name: "rl.jsonl",
+            seeds: vec![jsonl(&rl_prompts())],
+            read: Box::new(|p: &Path| {
+                hone_train::stages::rl::read_prompts(&[p.to_path_buf()], false, &[]).map(|_| ()).map_err(err)
+            }),
+        },
+        Reader {
+            name: "task_items",
+            file_name: "items.jsonl",
+            seeds: vec![task_items],
+            read: Box::new(|p: &Path| hone_eval::source::read_records(p, None).map(|_| ()).map_err(err)),
+        },
+        Reader {
+            name: "task_tar",
+            file_name: "set.tar",
+            seeds: vec![tar.clone()],
+            read: Box::new(|p: &Path| hone_eval::source::read_records(p, Some("blimp/")).map(|_| ()).map_err(err)),
+        },
+        Reader {
+            name: "task_tar_xz",
+            file_name: "set.tar.xz",
+            seeds: vec![xz(&tar)],
+            read: Box::new(|p: &Path| hone_eval::source::read_records(p, Some("blimp/")).map(|_| ()).map_err(err)),
+        },
+        Reader {
+            name: "task_toml",
+            file_name: "task.toml",
+            seeds: vec![
+                std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks/arc_easy.toml")).unwrap(),
+                hone_tasks::tasks::TaskFile::rolling("t", "held-out text".into()).to_toml().into_bytes(),
+            ],
+            read: Box::new(|p: &Path| hone_tasks::tasks::TaskFile::load(p).map(|_| ()).map_err(err)),
+        },
+        Reader {
+            name: "config_toml",
+            file_name: "config.toml",
+            seeds: vec![hone_data::config::to_commented_toml(&hone_eval::EvalConfig::default()).into_bytes()],
+            read: Box::new(|p: &Path| hone_data::config::load::<hone_eval::EvalConfig>(Some(p), &[]).map(|_| ()).map_err(err)),
+        },
+        Reader {
+            name: "tokenizer_json",
+            file_name: "tokenizer.json",
+            seeds: vec![tok_json],
+            read: Box::new(|p: &Path| {
+                let t = hone_data::tokenizer::Tokenizer::load(p).map_err(err)?;
+                t.encode("The river Oskel, 12 km.").map(|_| ()).map_err(|e| format!("{}: {e:#}", p.display()))
+            }),
+        },
+        Reader {
+            name: "chat_template",
+            file_name: "tokenizer_config.json",
+            seeds: vec![
+                serde_json::to_vec(&serde_json::json!({
+                    "bos_token": "<s>", "eos_token": "</s>",
+                    "chat_template": "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] | trim }}<|end|>\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+                }))
+                .unwrap(),
+                serde_json::to_vec(&serde_json::json!({
+                    "chat_template": "{{ bos_token }}{% for message in messages %}{% if loop.index0 % 2 == 0 %}{{ message.content | upper }}{% else %}{{ message.content | replace(' ', '_') }}{% endif %}{% endfor %}"
+                }))
+                .unwrap(),
+            ],
+            read: Box::new(|p: &Path| {
+                let t = hone_model::load::chat_template(&p.with_file_name("tokenizer.json")).map_err(err)?;
+                let conv = [Message::new("user", "Hello there"), Message::new("assistant", "Hi")];
+                t.render(&conv, true).map(|_| ()).map_err(|e| format!("{}: {e:#}", p.display()))
+            }),
+        },
+        Reader {
+            name: "safetensors",
+            file_name: "model.safetensors",
+            seeds: vec![weights],
+            read: Box::new(move |p: &Path| hone_model::weights::load_model(p, &cfg, &device).map(|_| ()).map_err(err)),
+        },
+    ]
+}
+
+#[test]
+fn every_reader_survives_mutated_inputs() {
+    let cases: u32 = std::env::var("HONE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let failures = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures");
+    let mut found = Vec::new();
+    // Panics are caught and reported as failures; the default hook would also print each one and,
+    // with RUST_BACKTRACE set, symbolise a backtrace (a hundred megabytes of heap, counted against
+    // the case).
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    // HONE_FUZZ_ONLY=name runs one reader (for a long search on it).
+    let only = std::env::var("HONE_FUZZ_ONLY").ok();
+    for r in readers() {
+        if only.as_deref().is_some_and(|o| o != r.name) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match fuzz(&r, cases, &root.join("corpus"), &failures, Limits::default()) {
+            Ok(rep) => eprintln!(
+                "{:16} {} corpus + {} cases, {} rejected with an error, peak heap growth {:.1} MiB, {:.1} s",
+                r.name,
+                rep.corpus,
+                rep.cases,
+                rep.errors,
+                rep.peak as f64 / (1 << 20) as f64,
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => found.push(e),
+        }
+    }
+    std::panic::set_hook(hook);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
