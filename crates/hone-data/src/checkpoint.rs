@@ -58,21 +58,37 @@ impl CheckpointDir {
             if name.contains('/') || name == MANIFEST {
                 bail!("invalid checkpoint file name `{name}`");
             }
-            let mut f = fs::File::create(tmp.join(name)).with_context(|| format!("writing {name}"))?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
+            let path = tmp.join(name);
+            // A full disk fails here, before anything is renamed: the previous checkpoint stays whole.
+            let written = crate::fault::io("checkpoint-files")
+                .and_then(|_| fs::File::create(&path))
+                .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()));
+            if let Err(e) = written {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e).with_context(|| {
+                    format!(
+                        "writing the checkpoint of step {step} ({}); the previous checkpoint is intact, free space \
+                         and run the same command to resume",
+                        path.display()
+                    )
+                });
+            }
             manifest.push_str(&format!("{}  {name}\n", sha256_hex(bytes)));
         }
+        crate::fault::point("checkpoint-files");
         write_atomic(&tmp.join(MANIFEST), manifest.as_bytes())?;
         sync_dir(&tmp)?;
+        crate::fault::point("checkpoint-manifest");
         if dest.exists() {
             // A checkpoint of the same step from an interrupted earlier attempt: replace it.
             fs::remove_dir_all(&dest)?;
         }
         fs::rename(&tmp, &dest).with_context(|| format!("renaming into {}", dest.display()))?;
         sync_dir(&self.root)?;
+        crate::fault::point("checkpoint-rename");
         if is_final {
             write_atomic(&self.root.join(FINAL_MARKER), Self::name(step).as_bytes())?;
+            crate::fault::point("checkpoint-final");
         }
         self.prune()?;
         Ok(dest)

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod corpus;
 pub mod error;
+pub mod fault;
 pub mod hash;
 pub mod kinds;
 pub mod lock;

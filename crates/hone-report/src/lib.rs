@@ -48,5 +48,6 @@ pub fn write_report(run_dir: &Path, stages: &[ReportStage]) -> anyhow::Result<Re
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    hone_data::fault::point("report");
     hone_data::atomic::write_atomic(path, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
 }

@@ -130,6 +130,7 @@ impl TaskResult {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{}.json", self.task));
         let text = serde_json::to_string_pretty(self)?;
+        hone_data::fault::point("eval-result");
         hone_data::lock::with_file_lock(&path, || {
             hone_data::atomic::write_atomic(&path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))

@@ -222,10 +222,33 @@ impl<M: Trainable> Trainer<M> {
 
     /// Loads the newest complete checkpoint, if any; returns its step. A corrupted file is an
     /// error naming it.
+    ///
+    /// A checkpoint whose files do not match their MANIFEST (a damaged disk, a file edited by hand)
+    /// is skipped with a warning and the one before it is used; only when none is intact is it an
+    /// error.
     pub fn resume(&mut self) -> anyhow::Result<Option<u64>> {
-        let Some(ckpt) = self.checkpoints.latest()? else { return Ok(None) };
-        self.load(&ckpt)?;
-        Ok(Some(self.step))
+        let all = self.checkpoints.list()?;
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let mut damaged = Vec::new();
+        for ckpt in all.iter().rev() {
+            let checked = hone_data::checkpoint::verify(&ckpt.dir).and_then(|_| self.load(ckpt));
+            match checked {
+                Ok(()) => {
+                    for d in &damaged {
+                        eprintln!("warning: {d}; resumed from {} instead", ckpt.dir.display());
+                    }
+                    return Ok(Some(self.step));
+                }
+                Err(e) => damaged.push(format!("{e:#}")),
+            }
+        }
+        anyhow::bail!(
+            "{}: no intact checkpoint to resume from ({}); delete the folder to start the stage over",
+            self.checkpoints.root().display(),
+            damaged.join("; ")
+        )
     }
 
     /// Loads a given checkpoint.

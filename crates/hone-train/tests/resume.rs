@@ -94,6 +94,31 @@ fn corrupted_checkpoint_file_is_named() {
     assert!(e.contains("optimizer.safetensors") && e.contains("corrupted"), "{e}");
 }
 
+/// A damaged newest checkpoint is skipped (its MANIFEST no longer matches) and training resumes
+/// from the one before it, ending with the same weights as a run that was never damaged.
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_previous() {
+    let mut p = pretrain_config(4);
+    p.run.checkpoint_every = 2;
+    let optim = optim_config("adamw");
+    let (train, val) = (tokens(2000, 1), tokens(500, 2));
+    let straight = tempfile::tempdir().unwrap();
+    trainer(straight.path(), &optim, &p).run(&mut task(&train, &val, &p), &AtomicBool::new(false)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    p.run.steps = 3; // checkpoints at 2 and 3 (the last step writes one)
+    trainer(dir.path(), &optim, &p).run(&mut task(&train, &val, &p), &AtomicBool::new(false)).unwrap();
+    let f = dir.path().join("pretrain/step-00000003/model.safetensors");
+    let mut bytes = std::fs::read(&f).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x10;
+    std::fs::write(&f, bytes).unwrap();
+    p.run.steps = 4;
+    let mut t = trainer(dir.path(), &optim, &p);
+    assert_eq!(t.resume().unwrap(), Some(2), "resumed from the intact checkpoint");
+    t.run(&mut task(&train, &val, &p), &AtomicBool::new(false)).unwrap();
+    assert_eq!(final_files(dir.path(), 4), final_files(straight.path(), 4), "the same weights as an undamaged run");
+}
+
 /// Returns a non-finite loss at step `bad` (1-based).
 struct Poisoned<'a> {
     inner: hone_train::stages::pretrain::PretrainTask<'a>,

@@ -191,4 +191,7 @@ fn a_step_raises_the_rewarded_samples_against_the_others() {
         v.iter().sum::<f64>() / v.len() as f64
     };
     assert!(mean(true) > mean(false), "rewarded samples gained {} per token, the others {}", mean(true), mean(false));
+    // Not only relatively: the rewarded samples' own likelihood rose and the others' fell.
+    assert!(mean(true) > 0.0, "the rewarded samples' per-token log-probability changed by {}", mean(true));
+    assert!(mean(false) < 0.0, "the other samples' per-token log-probability changed by {}", mean(false));
 }

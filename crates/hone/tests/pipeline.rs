@@ -122,6 +122,12 @@ fn quick_pipeline_completes_resumes_and_is_reproducible() {
     child.wait().unwrap();
     let out = run(c.path());
     assert!(out.status.success(), "{}", text(&out));
+    // The rerun continued: pretraining was reused whole and SFT resumed from its checkpoint (a
+    // restart from scratch would print neither, and would still end equal, so the weights alone
+    // could not tell).
+    let t = text(&out);
+    assert!(t.contains("pretrain (up to date, reused)"), "{t}");
+    assert!(t.contains("sft: resuming from") && t.contains("(resuming)"), "{t}");
 
     for (dir, what) in [(b.path(), "SIGINT"), (c.path(), "SIGKILL")] {
         for s in STAGES {

@@ -85,6 +85,7 @@ impl State {
 
     pub fn set(&self, step: &str, key: &str, status: Status) -> anyhow::Result<()> {
         let m = Marker { step: step.to_string(), key: key.to_string(), status };
+        hone_data::fault::point("pipeline-state");
         hone_data::atomic::write_atomic(&self.path(step), serde_json::to_string_pretty(&m)?.as_bytes())
             .with_context(|| format!("writing {}", self.path(step).display()))
     }
