@@ -151,6 +151,7 @@ impl Tokenizer {
             "{}: nested {depth} levels deep (a tokenizer.json nests at most a few); the file is damaged",
             path.display()
         );
+        check_added_tokens(path, &text)?;
         let inner = std::panic::catch_unwind(|| Inner::from_str(&text))
             .map_err(|_| {
                 anyhow::anyhow!("{}: not a readable tokenizer.json (the parser gave up on it)", path.display())
@@ -234,6 +235,27 @@ impl Tokenizer {
     pub fn inner(&self) -> &Inner {
         &self.inner
     }
+}
+
+/// Longest added (special) token accepted, in bytes (real ones: a few dozen).
+pub const MAX_ADDED_TOKEN_BYTES: usize = 1024;
+
+/// Refuses added tokens longer than [`MAX_ADDED_TOKEN_BYTES`]: the library builds an Aho-Corasick
+/// automaton over them, which took minutes for one 100 KB token (found by the reader fuzzer).
+fn check_added_tokens(path: &Path, text: &str) -> Result<()> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| anyhow::anyhow!("{}: not a readable tokenizer.json: {e}", path.display()))?;
+    if let Some(tokens) = v.get("added_tokens").and_then(|t| t.as_array()) {
+        for (i, t) in tokens.iter().enumerate() {
+            let len = t.get("content").and_then(|c| c.as_str()).map_or(0, str::len);
+            anyhow::ensure!(
+                len <= MAX_ADDED_TOKEN_BYTES,
+                "{}: added_tokens[{i}].content is {len} bytes long (at most {MAX_ADDED_TOKEN_BYTES}); the file is damaged",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Deepest JSON nesting a tokenizer.json may have (real ones: under 10).

@@ -5,7 +5,8 @@
 //! checking the properties every reader owes its users:
 //!
 //! - no panic;
-//! - no hang: the case finishes within a time limit;
+//! - no hang: the case finishes within a time limit (a case three times over it ends the run, naming
+//!   the input, since a hung reader cannot be stopped);
 //! - no allocation a file merely claims: the heap's peak during the case stays within a budget of a
 //!   fixed allowance plus a multiple of the input's size, measured by [`CountingAlloc`], which the
 //!   test binary installs as its global allocator (an allocation beyond [`HARD_CAP`] is refused, so a
@@ -235,15 +236,45 @@ impl Default for Limits {
     }
 }
 
+/// The case in progress (its start and a description), watched by [`watchdog`].
+static CURRENT: std::sync::Mutex<Option<(Instant, Duration, String)>> = std::sync::Mutex::new(None);
+
+/// Starts (once) a thread that ends the process when a case runs past its time limit: a hung reader
+/// cannot be stopped from outside, and waiting for it would hang the test run instead of failing it.
+fn watchdog() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        std::thread::spawn(|| {
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                let cur = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((at, limit, what)) = cur.as_ref()
+                    && at.elapsed() > *limit * 3
+                {
+                    eprintln!(
+                        "hone-fuzz: {what} still running after {:?}: a hang; the input is left there",
+                        at.elapsed()
+                    );
+                    std::process::exit(101);
+                }
+            }
+        });
+    });
+}
+
 /// Reads `bytes` as `reader` once, checking every property; `Err` says which failed.
 pub fn check_one(reader: &Reader, dir: &Path, bytes: &[u8], limits: Limits) -> Result<bool, String> {
+    watchdog();
     let path = dir.join(reader.file_name);
     // The input stays on disk while it is read: a case that kills the process (a stack overflow
     // aborts; nothing can catch it) leaves it in the case folder, which the start of the run names.
     std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
     let base = reset_peak();
     let started = Instant::now();
+    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((started, limits.timeout, format!("{}: reading {}", reader.name, path.display())));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (reader.read)(&path)));
+    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let took = started.elapsed();
     let grew = peak_bytes().saturating_sub(base);
     let budget = limits.fixed + limits.per_input_byte * bytes.len();

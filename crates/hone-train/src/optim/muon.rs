@@ -45,7 +45,7 @@ pub fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, Distribution};
+    use burn::tensor::Device;
 
     /// Eigenvalues of a symmetric `n × n` matrix (cyclic Jacobi rotations, f64).
     fn eigenvalues(mut a: Vec<f64>, n: usize) -> Vec<f64> {
