@@ -148,6 +148,28 @@ impl CheckpointDir {
     }
 }
 
+/// The file in a stage's folder holding what its data loading left out (records cut to the length
+/// limit, dropped, skipped), which the report shows beside the stage.
+pub const DATA_NOTES: &str = "data_notes.json";
+
+/// Writes `notes` (possibly none) into `<stage_dir>/data_notes.json`, replacing earlier ones.
+pub fn save_data_notes(stage_dir: &Path, notes: &[String]) -> Result<()> {
+    fs::create_dir_all(stage_dir).with_context(|| format!("creating {}", stage_dir.display()))?;
+    let path = stage_dir.join(DATA_NOTES);
+    write_atomic(&path, serde_json::to_string_pretty(notes)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The notes [`save_data_notes`] wrote (none when the file is absent).
+pub fn read_data_notes(stage_dir: &Path) -> Result<Vec<String>> {
+    let path = stage_dir.join(DATA_NOTES);
+    match fs::read_to_string(&path) {
+        Ok(t) => serde_json::from_str(&t).with_context(|| format!("{}: not a JSON list of strings", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// Checks every file a checkpoint folder's MANIFEST lists against its sha256: `Ok(true)` when all
 /// match, `Ok(false)` when the folder has no MANIFEST (a folder from elsewhere, e.g. a Hugging Face
 /// download), an error naming the first missing or corrupted file otherwise. Every load of a

@@ -51,6 +51,9 @@ pub struct StageFacts {
     pub tokens: Option<f64>,
     /// The loss curve drawn into the stage folder (SVG), if there was anything to draw.
     pub curve_svg: Option<PathBuf>,
+    /// What the stage's data loading left out (records cut to its length limit, dropped, skipped),
+    /// from `<stage>/data_notes.json`.
+    pub data_notes: Vec<String>,
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {
@@ -101,7 +104,9 @@ pub fn gather(run_dir: &Path, known: &[ReportStage]) -> anyhow::Result<RunFacts>
                 .into_iter()
                 .find(|p| p.extension().is_some_and(|e| e == "svg"))
         };
+        let data_notes = hone_data::checkpoint::read_data_notes(&dir)?;
         stages.push(StageFacts {
+            data_notes,
             name: stage.to_string(),
             dir,
             final_step: final_ckpt.as_ref().map(|c| c.step),

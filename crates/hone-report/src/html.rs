@@ -130,6 +130,14 @@ pub fn render(f: &RunFacts, t: &StageTable, answers: &[AnswerSet]) -> String {
         o.push_str("</tr>");
     }
     o.push_str("</table>\n");
+    let notes: Vec<&String> = f.stages.iter().flat_map(|s| &s.data_notes).collect();
+    if !notes.is_empty() {
+        o.push_str("<p class=warn>Data the stages left out (their numbers below are on what remained):</p><ul>");
+        for n in notes {
+            let _ = write!(o, "<li>{}</li>", esc(n));
+        }
+        o.push_str("</ul>\n");
+    }
     let total: f64 = f.timings.iter().map(|x| x.1).sum();
     if total > 0.0 {
         let _ = writeln!(o, "<p>Pipeline wall time: {total:.0} s.</p>");

@@ -177,6 +177,13 @@ pub fn render(f: &RunFacts, t: &StageTable, answers: &[AnswerSet]) -> String {
     for l in stage_lines(f) {
         let _ = writeln!(o, "| {} |", l.join(" | "));
     }
+    let notes: Vec<&String> = f.stages.iter().flat_map(|s| &s.data_notes).collect();
+    if !notes.is_empty() {
+        o.push_str("\nData the stages left out (their numbers below are on what remained):\n\n");
+        for n in notes {
+            let _ = writeln!(o, "- {n}");
+        }
+    }
     let total: f64 = f.timings.iter().map(|x| x.1).sum();
     if total > 0.0 {
         let _ = writeln!(o, "\nPipeline wall time: {total:.0} s.");

@@ -114,8 +114,12 @@ fn report_shows_changes_regressions_and_answers() {
     );
     save(result("world_format_json", "sft", vec![metric("format_rate", 0.34, 0.09, 100, true)], "{}", true), "sft");
 
+    // What SFT's data loading left out is shown beside the stages, in both renderings.
+    let cut = "sft: warning: 5124 conversations cut to sft.max_len = 192 tokens";
+    hone_data::checkpoint::save_data_notes(&run.join("sft"), &[cut.to_string()]).unwrap();
     let files = hone_report::write_report(&run, &stages()).unwrap();
     let facts = hone_report::gather(&run, &stages()).unwrap();
+    assert_eq!(facts.stages.iter().find(|s| s.name == "sft").unwrap().data_notes, vec![cut.to_string()]);
     let table = hone_report::build_table(&facts);
     assert_eq!(table.columns.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(), ["base", "sft"]);
     let row = |t: &str| table.rows.iter().find(|r| r.task == t).unwrap();
@@ -136,7 +140,9 @@ fn report_shows_changes_regressions_and_answers() {
     // The side by side starts with the preferred behaviour order: unknown entities before formats.
     assert!(md.find("**world_unknown_entities**").unwrap() < md.find("**world_format_json**").unwrap());
 
+    assert!(md.contains(&format!("- {cut}")), "{md}");
     let html = std::fs::read_to_string(&files.html).unwrap();
+    assert!(html.contains(&format!("<li>{cut}</li>")), "the cut is in the HTML report");
     assert!(html.contains("&lt;Krigei&gt;") && !html.contains("<Krigei>"), "text is escaped");
     assert!(html.contains("<svg") && !html.contains("<script"), "curves inline, no scripts");
     assert!(html.contains("class=\"num worse\"") && html.contains("class=\"num better\""));

@@ -34,6 +34,7 @@ pub fn run(stage: &dyn Stage, a: StageArgs) -> Result<()> {
     announce(&cfg, &["run", "model", "optim", name])?;
     let progress = cfg.run.progress;
     let r = stage.run(&cfg.stages, &cfg.stage_context(progress))?;
+    hone_data::checkpoint::save_data_notes(&r.stage_dir, &r.notes)?;
     report(name, &r);
     Ok(())
 }

@@ -262,6 +262,7 @@ fn run_stage(cfg: &HoneConfig, name: &str, opts: &RunOptions, stop: &Arc<AtomicB
     let mut ctx = cfg.stage_context(opts.progress);
     ctx.stop = Some(stop.clone());
     let r = stage.run(&cfg.stages, &ctx)?;
+    hone_data::checkpoint::save_data_notes(&r.stage_dir, &r.notes)?;
     let evals: Vec<String> = r.summary.last_eval.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
     let note = format!("{name}: {} steps; {}", r.summary.steps_done, evals.join(", "));
     Ok(Outcome { interrupted: r.summary.interrupted, notes: vec![note] })
