@@ -83,7 +83,7 @@ impl Drop for RunLock {
 
 /// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time (the civil-from-days conversion of the proleptic
 /// Gregorian calendar).
-fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

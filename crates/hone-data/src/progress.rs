@@ -128,8 +128,8 @@ impl Lines {
 
 /// `HH:MM:SS` (UTC) of now.
 fn clock() -> String {
-    let s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) % 86_400;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    let s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    crate::lock::utc(s)[11..19].to_string()
 }
 
 fn write_line(text: &str) {

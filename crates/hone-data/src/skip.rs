@@ -14,7 +14,8 @@ pub fn record(case: &str, reason: &str) {
     if let Some(log) = std::env::var_os("HONE_SKIP_LOG").filter(|v| !v.is_empty())
         && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log)
     {
-        let _ = writeln!(f, "{line}");
+        // One write per line: test binaries run at once and append to the same file.
+        let _ = f.write_all(format!("{line}\n").as_bytes());
     }
 }
 

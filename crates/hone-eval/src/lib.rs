@@ -106,22 +106,13 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
         bar.set_position(done as u64);
     };
     let mut settings = serde_json::json!({ "max_length": max_len, "limit": e.limit });
-    let sharing = if e.share_context { loglik::Sharing::Context } else { loglik::Sharing::None };
     let items: Vec<ItemRecord> = match f.kind.as_str() {
         "multiple_choice" => {
             let m = f.multiple_choice.as_ref().expect("checked");
             let items: Vec<items::McItem> =
                 pick.iter().map(|&i| items::mc_item(&records[i], m, group)).collect::<Result<_>>()?;
             let reqs = mc::requests(tok, &items)?;
-            let lls = loglik::loglikelihoods_with(
-                model,
-                &reqs,
-                max_len,
-                e.batch_tokens,
-                tok.pad_id,
-                sharing,
-                &mut on_progress,
-            )?;
+            let lls = score(model, &reqs, max_len, e, tok.pad_id, &mut on_progress)?;
             mc::records(&items, &lls)
         }
         "loglikelihood_rolling" => {
@@ -129,15 +120,7 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
             let items: Vec<items::TextItem> =
                 pick.iter().map(|&i| items::text_item(&records[i], r, group)).collect::<Result<_>>()?;
             let (reqs, spans) = rolling::requests(tok, &items, max_len, e.rolling_context)?;
-            let lls = loglik::loglikelihoods_with(
-                model,
-                &reqs,
-                max_len,
-                e.batch_tokens,
-                tok.pad_id,
-                sharing,
-                &mut on_progress,
-            )?;
+            let lls = score(model, &reqs, max_len, e, tok.pad_id, &mut on_progress)?;
             settings["rolling_context"] = e.rolling_context.into();
             rolling::records(&items, &spans, &lls)
         }
@@ -199,6 +182,19 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
 
 /// The headline of a log-likelihood task: the task file's `metric` when the kind computes it, else the
 /// kind's usual one.
+/// Log-likelihoods of `reqs` as `[eval]` says (batch size, shared contexts).
+fn score(
+    model: &Llama,
+    reqs: &[loglik::Request],
+    max_len: usize,
+    e: &EvalConfig,
+    pad: u32,
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<loglik::LogLik>> {
+    let sharing = if e.share_context { loglik::Sharing::Context } else { loglik::Sharing::None };
+    loglik::loglikelihoods_with(model, reqs, max_len, e.batch_tokens, pad, sharing, on_progress)
+}
+
 fn headline_of(kind: &str, metric: &str) -> String {
     let known: &[&str] = match kind {
         "multiple_choice" => &["acc", "acc_norm", "brier", "ece"],
