@@ -244,6 +244,18 @@ fn readers() -> Vec<Reader> {
             }),
         },
         Reader {
+            name: "gguf",
+            file_name: "model.gguf",
+            seeds: vec![std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../hone-gguf/tests/fixtures/types.gguf")).unwrap()],
+            read: Box::new(|p: &Path| {
+                let g = hone_gguf::Gguf::open(p).map_err(err)?;
+                for t in &g.tensors {
+                    g.tensor_f32(&t.name).map_err(err)?;
+                }
+                Ok(())
+            }),
+        },
+        Reader {
             name: "safetensors",
             file_name: "model.safetensors",
             seeds: vec![weights],
