@@ -305,6 +305,29 @@ fn probes_are_separate_from_training_data() {
             );
         }
     }
+    // Multiple-choice probes: no post-training record states a question's context with its right
+    // answer (the probe may only be answerable from the corpus), checked on the texts themselves, not
+    // on the generator's split labels.
+    let lower_train: Vec<String> = train.iter().map(|t| t.to_lowercase()).collect();
+    let mc = task("world_facts_mc");
+    assert!(mc.len() > 100);
+    for it in &mc {
+        let ctx = s(&it["context"]).to_lowercase();
+        let gold = s(&it["choices"][it["gold"].as_u64().unwrap() as usize]).trim().to_lowercase();
+        assert!(
+            !lower_train.iter().any(|t| t.contains(&ctx) && t.contains(&gold)),
+            "a training text states the multiple-choice probe {ctx:?} → {gold:?}"
+        );
+    }
+    // Held-out texts (bits per byte) are in neither the corpus nor any training text.
+    let held = task("world_heldout_text");
+    assert!(held.len() >= 50);
+    for it in &held {
+        let head: String = s(&it["text"]).chars().take(300).collect();
+        assert!(!docs.iter().any(|d| d.contains(&head)), "a held-out text is in the corpus: {head:?}");
+        assert!(!train.iter().any(|t| t.contains(&head)), "a held-out text is in training data: {head:?}");
+    }
+
     // Invented entities of the probes are nowhere in training text or the corpus.
     let fakes: Vec<String> = w["nonexistent"]
         .as_array()
