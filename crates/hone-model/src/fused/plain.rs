@@ -66,10 +66,14 @@ pub fn masked_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4
     let [b, nh, s, hd] = q.dims();
     let nkv = k.dims()[1];
     let n_rep = nh / nkv;
-    let mask = if n_rep == 1 { mask } else { mask.repeat_dim(2, n_rep) }; // [1 or b, 1, n_rep*s, kv]
     let q = q.reshape([b, nkv, n_rep * s, hd]);
     let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, nkv, n_rep*s, kv]
-    softmax(scores + mask, 3).matmul(v).reshape([b, nh, s, hd])
+    let kv = scores.dims()[3];
+    // The mask broadcasts over kv heads and their n_rep query heads instead of being copied n_rep
+    // times in every layer (this path runs in training with packed rows).
+    let mb = mask.dims()[0];
+    let scores = scores.reshape([b, nkv, n_rep, s, kv]) + mask.reshape([mb, 1, 1, s, kv]);
+    softmax(scores.reshape([b, nkv, n_rep * s, kv]), 3).matmul(v).reshape([b, nh, s, hd])
 }
 
 /// Log-probability of each target token: `logits [batch, seq, vocab]`, `targets [batch, seq]` →
