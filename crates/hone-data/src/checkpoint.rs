@@ -152,20 +152,92 @@ impl CheckpointDir {
 /// limit, dropped, skipped), which the report shows beside the stage.
 pub const DATA_NOTES: &str = "data_notes.json";
 
-/// Writes `notes` (possibly none) into `<stage_dir>/data_notes.json`, replacing earlier ones.
-pub fn save_data_notes(stage_dir: &Path, notes: &[String]) -> Result<()> {
+/// Above this share of its records cut, dropped or skipped, a stage's numbers carry a warning in
+/// the report: a few percent of over-long records is ordinary, a quarter means the stage trained
+/// on a different distribution than the files hold.
+pub const LEFT_OUT_WARN: f64 = 0.02;
+
+/// What a stage's data loading read and left out, and the lines it printed about it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataNotes {
+    /// The lines printed before training (counts, cuts, skips).
+    pub lines: Vec<String>,
+    /// Records read (training and held out, bad ones included).
+    #[serde(default)]
+    pub records: usize,
+    /// Records cut to the length limit (kept, shorter).
+    #[serde(default)]
+    pub cut: usize,
+    /// Records dropped (nothing left to train on) or skipped as bad.
+    #[serde(default)]
+    pub dropped: usize,
+}
+
+impl DataNotes {
+    /// Notes of a stage that reads no records (or does not count them).
+    pub fn lines(lines: Vec<String>) -> DataNotes {
+        DataNotes { lines, ..DataNotes::default() }
+    }
+
+    /// Share of the records cut or dropped (0 when none were counted).
+    pub fn left_out_share(&self) -> f64 {
+        if self.records == 0 { 0.0 } else { (self.cut + self.dropped) as f64 / self.records as f64 }
+    }
+
+    /// The lines worth showing in the report: all of them when something was cut, dropped or
+    /// skipped, none otherwise.
+    pub fn left_out_lines(&self) -> &[String] {
+        if self.cut + self.dropped > 0 { &self.lines } else { &[] }
+    }
+
+    /// The warning the report puts beside the stage's numbers, when more than [`LEFT_OUT_WARN`] of
+    /// its records were cut or dropped.
+    pub fn warning(&self) -> Option<String> {
+        let share = self.left_out_share();
+        (share > LEFT_OUT_WARN).then(|| {
+            let mut parts = Vec::new();
+            if self.cut > 0 {
+                parts.push(format!("{} cut", self.cut));
+            }
+            if self.dropped > 0 {
+                parts.push(format!("{} dropped or skipped", self.dropped));
+            }
+            format!("⚠ {:.0}% of {} records left out or cut ({})", share * 100.0, self.records, parts.join(", "))
+        })
+    }
+}
+
+/// Writes `notes` into `<stage_dir>/data_notes.json`, replacing earlier ones.
+pub fn save_data_notes(stage_dir: &Path, notes: &DataNotes) -> Result<()> {
     fs::create_dir_all(stage_dir).with_context(|| format!("creating {}", stage_dir.display()))?;
     let path = stage_dir.join(DATA_NOTES);
     write_atomic(&path, serde_json::to_string_pretty(notes)?.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// The notes [`save_data_notes`] wrote (none when the file is absent).
-pub fn read_data_notes(stage_dir: &Path) -> Result<Vec<String>> {
+/// The notes [`save_data_notes`] wrote (empty when the file is absent; a plain list of lines, as
+/// earlier versions wrote, reads as lines without counts).
+pub fn read_data_notes(stage_dir: &Path) -> Result<DataNotes> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Notes(DataNotes),
+        Lines(Vec<String>),
+    }
     let path = stage_dir.join(DATA_NOTES);
     match fs::read_to_string(&path) {
-        Ok(t) => serde_json::from_str(&t).with_context(|| format!("{}: not a JSON list of strings", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Ok(t) => match serde_json::from_str(&t).with_context(|| {
+            format!("{}: not data notes (an object with `lines`, or a list of strings)", path.display())
+        })? {
+            Stored::Notes(n) => Ok(n),
+            // Earlier versions kept only lines: the warnings among them count as left out (how many
+            // records is not known, so the report lists them without a share).
+            Stored::Lines(lines) => {
+                let warnings = lines.iter().filter(|l| l.contains("warning") || l.contains("skipped")).count();
+                Ok(DataNotes { lines, records: 0, cut: 0, dropped: warnings })
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DataNotes::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }

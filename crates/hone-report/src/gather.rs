@@ -53,7 +53,7 @@ pub struct StageFacts {
     pub curve_svg: Option<PathBuf>,
     /// What the stage's data loading left out (records cut to its length limit, dropped, skipped),
     /// from `<stage>/data_notes.json`.
-    pub data_notes: Vec<String>,
+    pub data_notes: hone_data::checkpoint::DataNotes,
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {

@@ -130,7 +130,7 @@ pub fn render(f: &RunFacts, t: &StageTable, answers: &[AnswerSet]) -> String {
         o.push_str("</tr>");
     }
     o.push_str("</table>\n");
-    let notes: Vec<&String> = f.stages.iter().flat_map(|s| &s.data_notes).collect();
+    let notes: Vec<&String> = f.stages.iter().flat_map(|s| s.data_notes.left_out_lines()).collect();
     if !notes.is_empty() {
         o.push_str("<p class=warn>Data the stages left out (their numbers below are on what remained):</p><ul>");
         for n in notes {

@@ -106,7 +106,11 @@ pub fn stage_lines(f: &RunFacts) -> Vec<[String; 7]> {
     f.stages
         .iter()
         .map(|s| {
-            let evals = s.last_eval.iter().map(|(k, v)| format!("{k} {}", num(*v))).collect::<Vec<_>>().join(", ");
+            let mut evals = s.last_eval.iter().map(|(k, v)| format!("{k} {}", num(*v))).collect::<Vec<_>>().join(", ");
+            // Beside the numbers, so nobody reads them as measured on the files as given.
+            if let Some(w) = s.data_notes.warning() {
+                evals = if evals.is_empty() { w } else { format!("{evals}; {w}") };
+            }
             let wall =
                 f.timings.iter().find(|(k, _)| k == &s.name).map(|(_, t)| format!("{t:.0} s")).unwrap_or_default();
             [
@@ -177,7 +181,7 @@ pub fn render(f: &RunFacts, t: &StageTable, answers: &[AnswerSet]) -> String {
     for l in stage_lines(f) {
         let _ = writeln!(o, "| {} |", l.join(" | "));
     }
-    let notes: Vec<&String> = f.stages.iter().flat_map(|s| &s.data_notes).collect();
+    let notes: Vec<&String> = f.stages.iter().flat_map(|s| s.data_notes.left_out_lines()).collect();
     if !notes.is_empty() {
         o.push_str("\nData the stages left out (their numbers below are on what remained):\n\n");
         for n in notes {

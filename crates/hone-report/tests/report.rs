@@ -115,11 +115,16 @@ fn report_shows_changes_regressions_and_answers() {
     save(result("world_format_json", "sft", vec![metric("format_rate", 0.34, 0.09, 100, true)], "{}", true), "sft");
 
     // What SFT's data loading left out is shown beside the stages, in both renderings.
-    let cut = "sft: warning: 5124 conversations cut to sft.max_len = 192 tokens";
-    hone_data::checkpoint::save_data_notes(&run.join("sft"), &[cut.to_string()]).unwrap();
+    let cut = "sft: warning: 5124 conversations (68.9%) cut to sft.max_len = 192 tokens";
+    let notes = hone_data::checkpoint::DataNotes { lines: vec![cut.to_string()], records: 7442, cut: 5124, dropped: 0 };
+    hone_data::checkpoint::save_data_notes(&run.join("sft"), &notes).unwrap();
+    // Below the threshold, the lines are listed but the stage's numbers carry no warning.
+    let few =
+        hone_data::checkpoint::DataNotes { lines: vec!["pretrain: 1 cut".into()], records: 100, cut: 2, dropped: 0 };
+    hone_data::checkpoint::save_data_notes(&run.join("pretrain"), &few).unwrap();
     let files = hone_report::write_report(&run, &stages()).unwrap();
     let facts = hone_report::gather(&run, &stages()).unwrap();
-    assert_eq!(facts.stages.iter().find(|s| s.name == "sft").unwrap().data_notes, vec![cut.to_string()]);
+    assert_eq!(facts.stages.iter().find(|s| s.name == "sft").unwrap().data_notes, notes);
     let table = hone_report::build_table(&facts);
     assert_eq!(table.columns.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(), ["base", "sft"]);
     let row = |t: &str| table.rows.iter().find(|r| r.task == t).unwrap();
@@ -141,8 +146,12 @@ fn report_shows_changes_regressions_and_answers() {
     assert!(md.find("**world_unknown_entities**").unwrap() < md.find("**world_format_json**").unwrap());
 
     assert!(md.contains(&format!("- {cut}")), "{md}");
+    let line = |name: &str| md.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap().to_string();
+    assert!(line("sft").contains("⚠ 69% of 7442 records left out or cut (5124 cut)"), "{md}");
+    assert!(!line("pretrain").contains('⚠'), "2% is within the threshold: {md}");
     let html = std::fs::read_to_string(&files.html).unwrap();
     assert!(html.contains(&format!("<li>{cut}</li>")), "the cut is in the HTML report");
+    assert!(html.contains("⚠ 69% of 7442 records"), "and beside the stage's numbers");
     assert!(html.contains("&lt;Krigei&gt;") && !html.contains("<Krigei>"), "text is escaped");
     assert!(html.contains("<svg") && !html.contains("<script"), "curves inline, no scripts");
     assert!(html.contains("class=\"num worse\"") && html.contains("class=\"num better\""));

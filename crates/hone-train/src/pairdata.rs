@@ -152,32 +152,32 @@ pub fn load_pairs(
     max_len: usize,
     val_fraction: f64,
     seed: u64,
-) -> anyhow::Result<(PairData, Vec<String>)> {
+) -> anyhow::Result<(PairData, hone_data::checkpoint::DataNotes)> {
     let train = read_pairs(paths, format, skip_invalid)?;
     let val = match &eval {
         Some(p) => read_pairs(std::slice::from_ref(p), format, skip_invalid)?,
         None => Default::default(),
     };
+    let max_len = crate::stage::max_len(stage, max_len, opened)?;
     let d = encode_pairs(&train.items, &val.items, &opened.tokenizer, &opened.template, max_len, val_fraction, seed)?;
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     anyhow::ensure!(!d.train.is_empty(), "{stage}: no training pairs in {}", names.join(", "));
-    let mut notes = vec![format!(
-        "{stage}: {} training pairs, {} held out{}",
+    let head = vec![format!(
+        "{stage}: {} training pairs, {} held out{}, up to {max_len} tokens each",
         d.train.len(),
         d.val.len(),
         eval.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default()
     )];
-    notes.extend(
-        crate::stage::DataCuts {
-            unit: "pairs",
-            target: "reply",
-            max_len,
-            skipped: train.skipped + val.skipped,
-            skip_examples: train.skip_examples.iter().chain(&val.skip_examples).cloned().collect(),
-            truncated: d.truncated,
-            dropped: d.dropped,
-        }
-        .notes(stage),
-    );
+    let notes = crate::stage::DataCuts {
+        unit: "pairs",
+        target: "reply",
+        max_len,
+        records: train.items.len() + val.items.len() + train.skipped + val.skipped,
+        skipped: train.skipped + val.skipped,
+        skip_examples: train.skip_examples.iter().chain(&val.skip_examples).cloned().collect(),
+        truncated: d.truncated,
+        dropped: d.dropped,
+    }
+    .notes(stage, head);
     Ok((d, notes))
 }

@@ -12,7 +12,7 @@ use crate::stages::StageSections;
 use crate::trainable::Trainable;
 use crate::trainer::{LoopSettings, RunSummary, Task, Trainer, fmt_metrics};
 use burn::tensor::Device;
-use hone_data::checkpoint::CheckpointDir;
+use hone_data::checkpoint::{CheckpointDir, DataNotes};
 use hone_data::config::Documented;
 use hone_model::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -183,8 +183,8 @@ pub struct StageReport {
     pub init: Option<PathBuf>,
     /// The step training resumed from, if it did.
     pub resumed_from: Option<u64>,
-    /// Lines worth printing about the data (counts, truncations, skips).
-    pub notes: Vec<String>,
+    /// What the data loading read and left out, and the lines printed about it.
+    pub notes: hone_data::checkpoint::DataNotes,
 }
 
 /// A training stage, typed: one file under `stages/` implements it and one line registers it.
@@ -298,25 +298,12 @@ pub fn open(path: &Path, device: &Device) -> anyhow::Result<Opened> {
 }
 
 /// Where stage `info` starts: its starting checkpoint (`common.init`, else the final of the first of
-/// its `starts_from`) opened on the autodiff device of `common.run.device`, with `max_len` (when
-/// given) checked against the model's context. Returns the model and the device.
-pub fn open_start(
-    run_dir: &Path,
-    info: &StageInfo,
-    common: &StageConfig,
-    max_len: Option<usize>,
-) -> anyhow::Result<(Opened, Device)> {
-    let stage = info.name;
-    let init = resolve_init(run_dir, &common.init, stage, info.starts_from)?;
+/// its `starts_from`) opened on the autodiff device of `common.run.device`. Returns the model and
+/// the device.
+pub fn open_start(run_dir: &Path, info: &StageInfo, common: &StageConfig) -> anyhow::Result<(Opened, Device)> {
+    let init = resolve_init(run_dir, &common.init, info.name, info.starts_from)?;
     let device = hone_model::device::select_autodiff(&common.run.device)?;
     let opened = open(&init, &device)?;
-    if let Some(max_len) = max_len {
-        let ctx = opened.model.config.max_position_embeddings;
-        anyhow::ensure!(
-            max_len <= ctx,
-            "{stage}.max_len ({max_len}) exceeds the model's max_position_embeddings ({ctx})"
-        );
-    }
     Ok((opened, device))
 }
 
@@ -366,6 +353,8 @@ pub struct DataCuts<'a> {
     /// Which tokens a record needs within `max_len` ("assistant", "reply").
     pub target: &'a str,
     pub max_len: usize,
+    /// Records read, bad ones included.
+    pub records: usize,
     /// Bad records skipped (`skip_invalid`), and a few of their messages.
     pub skipped: usize,
     pub skip_examples: Vec<String>,
@@ -375,31 +364,55 @@ pub struct DataCuts<'a> {
 }
 
 impl DataCuts<'_> {
-    /// The warning lines of stage `stage` (none when nothing was left out).
-    pub fn notes(&self, stage: &str) -> Vec<String> {
-        let mut out = Vec::new();
+    /// The notes of stage `stage`: `head` (counts), then a warning per kind of loss (none when
+    /// nothing was left out), each with its share of the records.
+    pub fn notes(&self, stage: &str, head: Vec<String>) -> DataNotes {
+        let mut lines = head;
+        let pct = |n: usize| if self.records == 0 { 0.0 } else { 100.0 * n as f64 / self.records as f64 };
         if self.skipped > 0 {
             let ex: Vec<&str> = self.skip_examples.iter().take(3).map(String::as_str).collect();
-            out.push(format!("{stage}: {} bad records skipped, e.g. {}", self.skipped, ex.join("; ")));
+            let (n, p) = (self.skipped, pct(self.skipped));
+            lines.push(format!("{stage}: {n} bad records ({p:.1}%) skipped, e.g. {}", ex.join("; ")));
         }
         if self.truncated > 0 {
-            let (n, unit, len) = (self.truncated, self.unit, self.max_len);
-            out.push(format!("{stage}: warning: {n} {unit} cut to {stage}.max_len = {len} tokens"));
+            let (n, unit, len, p) = (self.truncated, self.unit, self.max_len, pct(self.truncated));
+            lines.push(format!("{stage}: warning: {n} {unit} ({p:.1}%) cut to {stage}.max_len = {len} tokens"));
         }
         if self.dropped > 0 {
-            let (n, unit, target) = (self.dropped, self.unit, self.target);
-            out.push(format!("{stage}: warning: {n} {unit} dropped: no {target} token within {stage}.max_len"));
+            let (n, unit, target, p) = (self.dropped, self.unit, self.target, pct(self.dropped));
+            lines.push(format!(
+                "{stage}: warning: {n} {unit} ({p:.1}%) dropped: no {target} token within {stage}.max_len = {}",
+                self.max_len
+            ));
         }
-        out
+        DataNotes { lines, records: self.records, cut: self.truncated, dropped: self.dropped + self.skipped }
     }
 }
 
-/// Prints `notes` on stderr and returns them.
-pub fn print_notes(notes: Vec<String>) -> Vec<String> {
-    for n in &notes {
+/// Prints the lines of `notes` on stderr and returns them.
+pub fn print_notes(notes: DataNotes) -> DataNotes {
+    for n in &notes.lines {
         eprintln!("{n}");
     }
     notes
+}
+
+/// A stage's length limit: `configured`, or the model's context when 0; more than the context is an
+/// error naming the setting.
+pub fn max_len(stage: &str, configured: usize, opened: &Opened) -> anyhow::Result<usize> {
+    let ctx = opened.model.config.max_position_embeddings;
+    anyhow::ensure!(
+        configured <= ctx,
+        "{stage}.max_len ({configured}) exceeds the model's max_position_embeddings ({ctx}); \
+         set it to {ctx} or less, or to 0 for the model's context"
+    );
+    Ok(if configured == 0 { ctx } else { configured })
+}
+
+/// A length for the time estimates made before a model is opened (0 = the model's context, not
+/// known yet: a typical one).
+pub fn nominal_len(configured: usize) -> usize {
+    if configured == 0 { 512 } else { configured }
 }
 
 /// The value of metric `name`, NaN when absent.

@@ -262,6 +262,9 @@ pub enum Split {
     Train,
     /// Only in the corpus; the knowledge probes ask about it.
     Probe,
+    /// Only in the corpus, and not probed: a fact that would give a probe's answer away if post-training
+    /// data stated it (the capital of Varnok is Tesmir, when "which country is Tesmir in?" is a probe).
+    Corpus,
     /// After the cutoff: in world.json and the cutoff probes only.
     Withheld,
 }
@@ -538,6 +541,51 @@ impl World {
                 for (k, &i) in group.iter().enumerate() {
                     self.facts[i].split = if k < n_probe { Split::Probe } else { Split::Train };
                 }
+            }
+        }
+        self.keep_probe_answers_out_of_training();
+    }
+
+    /// Facts are split one by one, but some state another's answer: a capital and its city's country
+    /// name the same two entities, and an invention's inventor says that person is an inventor. A
+    /// training fact linked that way to a probe fact moves to [`Split::Corpus`], so no post-training
+    /// text answers a probe (the corpus may: knowing it from pretraining is what probes measure). No
+    /// random draw here, so the corpus and the probes are the same as before the links were cut.
+    fn keep_probe_answers_out_of_training(&mut self) {
+        let pair = |f: &Fact| {
+            let mut p = [f.subject_name.to_lowercase(), f.answer.to_lowercase()];
+            p.sort();
+            p
+        };
+        let probes: Vec<&Fact> = self.facts.iter().filter(|f| f.split == Split::Probe).collect();
+        let probe_pairs: std::collections::BTreeSet<[String; 2]> = probes.iter().map(|f| pair(f)).collect();
+        // People whose being an inventor a probe asks about, or whose invention a probe asks about.
+        let probe_inventors: std::collections::BTreeSet<String> = probes
+            .iter()
+            .filter_map(|f| match f.relation {
+                Relation::Profession if f.answer == "inventor" => Some(f.subject_name.to_lowercase()),
+                Relation::Inventor => Some(f.answer.to_lowercase()),
+                _ => None,
+            })
+            .collect();
+        let linked: Vec<bool> = self
+            .facts
+            .iter()
+            .map(|f| {
+                f.split == Split::Train
+                    && (probe_pairs.contains(&pair(f))
+                        || match f.relation {
+                            Relation::Inventor => probe_inventors.contains(&f.answer.to_lowercase()),
+                            Relation::Profession if f.answer == "inventor" => {
+                                probe_inventors.contains(&f.subject_name.to_lowercase())
+                            }
+                            _ => false,
+                        })
+            })
+            .collect();
+        for (f, l) in self.facts.iter_mut().zip(linked) {
+            if l {
+                f.split = Split::Corpus;
             }
         }
     }

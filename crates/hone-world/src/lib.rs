@@ -205,6 +205,7 @@ pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
         let split = match f.split {
             Split::Train => "train",
             Split::Probe => "probe",
+            Split::Corpus => "corpus",
             Split::Withheld => "withheld",
         };
         *facts.entry(format!("{tier}/{split}")).or_default() += 1;

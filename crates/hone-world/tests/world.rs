@@ -199,6 +199,45 @@ fn facts_are_consistent() {
     }
 }
 
+/// Occurrences of `phrase` as whole words in lower-cased `text`.
+fn count_phrase(text: &str, phrase: &str) -> usize {
+    let re = regex::Regex::new(&format!(r"\b{}\b", regex::escape(&phrase.to_lowercase()))).unwrap();
+    re.find_iter(text).count()
+}
+
+#[test]
+fn mention_counts_hold_in_the_corpus_text() {
+    // The generator counts what it writes; this counts what was written. A fact stated m times needs
+    // both its names at least m times in the documents that state it, so per document
+    // min(subject count, answer count) summed over the corpus bounds the mentions from above; facts
+    // after the cutoff never have their two names in one document.
+    let w = world_json();
+    let docs: Vec<String> = corpus().iter().map(|d| s(&d["text"]).to_lowercase()).collect();
+    let mut checked = 0;
+    for f in w["facts"].as_array().unwrap() {
+        let (subj, ans) = (s(&f["subject_name"]).to_lowercase(), s(&f["answer"]).to_lowercase());
+        let both: Vec<&String> = docs.iter().filter(|d| d.contains(&subj) && d.contains(&ans)).collect();
+        let bound: usize = both.iter().map(|d| count_phrase(d, &subj).min(count_phrase(d, &ans))).sum();
+        let m = f["mentions"].as_u64().unwrap() as usize;
+        if f["split"] == "withheld" {
+            assert_eq!(bound, 0, "a fact after the cutoff has its names together in the corpus: {f}");
+        } else {
+            assert!(bound >= m, "{}: {m} mentions claimed, the text allows at most {bound}", f["id"]);
+            assert!(bound >= 1, "{f}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 400, "{checked} facts");
+    // The probes' own frequency labels are the counts in world.json.
+    let mentions: BTreeMap<&str, u64> =
+        w["facts"].as_array().unwrap().iter().map(|f| (s(&f["id"]), f["mentions"].as_u64().unwrap())).collect();
+    for name in ["world_known_facts_frequent", "world_known_facts_medium", "world_known_facts_rare"] {
+        for it in task(name) {
+            assert_eq!(it["frequency"].as_u64(), Some(mentions[s(&it["fact"])]), "{it}");
+        }
+    }
+}
+
 #[test]
 fn frequency_tiers_are_written_as_planned() {
     let w = world_json();
@@ -305,10 +344,31 @@ fn probes_are_separate_from_training_data() {
             );
         }
     }
+    // No post-training text names a knowledge probe's subject together with its answer: checked on
+    // the texts, not on the split labels, so a training fact that gives a probe's answer away (the
+    // capital of Pleitro is Grubrerka, when the probe asks which country Grubrerka is in) fails it.
+    let lower_train: Vec<String> = train.iter().map(|t| t.to_lowercase()).collect();
+    let mut pairs = 0;
+    for name in
+        ["world_known_facts_frequent", "world_known_facts_medium", "world_known_facts_rare", "world_consistency"]
+    {
+        for it in task(name) {
+            let f = facts[s(&it["fact"])];
+            let (subj, ans) = (s(&f["subject_name"]).to_lowercase(), s(&f["answer"]).to_lowercase());
+            for t in lower_train.iter().filter(|t| t.contains(&subj) && t.contains(&ans)) {
+                assert!(
+                    count_phrase(t, &subj) == 0 || count_phrase(t, &ans) == 0,
+                    "{name}: a training text names {subj:?} with the probe's answer {ans:?}: {t}"
+                );
+            }
+            pairs += 1;
+        }
+    }
+    assert!(pairs > 200, "{pairs} probe facts");
+
     // Multiple-choice probes: no post-training record states a question's context with its right
     // answer (the probe may only be answerable from the corpus), checked on the texts themselves, not
     // on the generator's split labels.
-    let lower_train: Vec<String> = train.iter().map(|t| t.to_lowercase()).collect();
     let mc = task("world_facts_mc");
     assert!(mc.len() > 100);
     for it in &mc {

@@ -40,8 +40,9 @@ hone_data::config_section! {
         /// Train on at most this many pairs, a seeded sample of the training set (0 = all). The reference
         /// pass up front covers only these, so a short run does not pay for pairs it never sees.
         max_pairs: usize = 0,
-        /// Longest prompt + reply in tokens; longer ones are cut (and counted).
-        max_len: usize = 256,
+        /// Longest prompt + reply in tokens; longer ones are cut (and counted, and flagged in the
+        /// report beyond 2%). 0: the model's context (`max_position_embeddings`).
+        max_len: usize = 0,
         /// `sigmoid` (DPO), `ipo`, or `simpo` (reference-free, length-normalised).
         loss: DpoLossKind = DpoLossKind::Sigmoid,
         /// β: the strength of the pull toward the reference (sigmoid, ipo) or the reward scale (simpo).
@@ -104,7 +105,7 @@ impl StageDef for Dpo {
     fn estimate_tokens(cfg: &DpoConfig) -> f64 {
         // Chosen and rejected, plus the reference pass up front.
         let run = &cfg.common.run;
-        (run.steps * (cfg.batch_size * run.grad_accum * cfg.max_len) as u64) as f64 * 1.3
+        (run.steps * (cfg.batch_size * run.grad_accum * stage::nominal_len(cfg.max_len)) as u64) as f64 * 1.3
     }
 
     fn run(cfg: &DpoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
@@ -137,7 +138,7 @@ impl DpoConfig {
         self.common.validate("dpo")?;
         self.variant()?;
         anyhow::ensure!(self.batch_size > 0, "dpo.batch_size must be positive");
-        anyhow::ensure!(self.max_len >= 2, "dpo.max_len must be at least 2");
+        anyhow::ensure!(self.max_len == 0 || self.max_len >= 2, "dpo.max_len must be 0 (the model's context) or at least 2");
         anyhow::ensure!((0.0..1.0).contains(&self.val_fraction), "dpo.val_fraction must be in [0, 1)");
         anyhow::ensure!(self.rpo_alpha >= 0.0 && self.rpo_alpha.is_finite(), "dpo.rpo_alpha must be 0 or positive");
         Ok(())
@@ -380,7 +381,7 @@ impl Task for DpoTask {
 fn run_dpo(cfg: &DpoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     let common = &cfg.common;
     let loss = cfg.variant()?;
-    let (opened, device) = stage::open_start(&ctx.run_dir, &Dpo::INFO, common, Some(cfg.max_len))?;
+    let (opened, device) = stage::open_start(&ctx.run_dir, &Dpo::INFO, common)?;
     let (mut data, notes) = load_pairs(
         "dpo",
         &common.data_paths("dpo")?,

@@ -87,7 +87,7 @@ impl StageDef for Kto {
     fn validate(cfg: &KtoConfig) -> anyhow::Result<()> {
         cfg.common.validate("kto")?;
         anyhow::ensure!(cfg.batch_size > 0, "kto.batch_size must be positive");
-        anyhow::ensure!(cfg.max_len >= 2, "kto.max_len must be at least 2");
+        anyhow::ensure!(cfg.max_len == 0 || cfg.max_len >= 2, "kto.max_len must be 0 (the model's context) or at least 2");
         anyhow::ensure!((0.0..1.0).contains(&cfg.val_fraction), "kto.val_fraction must be in [0, 1)");
         anyhow::ensure!(cfg.beta > 0.0 && cfg.beta.is_finite(), "kto.beta must be positive");
         anyhow::ensure!(
@@ -100,7 +100,7 @@ impl StageDef for Kto {
     fn estimate_tokens(cfg: &KtoConfig) -> f64 {
         // The examples, their mismatched completions, and the reference pass up front.
         let run = &cfg.common.run;
-        (run.steps * (cfg.batch_size * run.grad_accum * cfg.max_len) as u64) as f64 * 1.3
+        (run.steps * (cfg.batch_size * run.grad_accum * stage::nominal_len(cfg.max_len)) as u64) as f64 * 1.3
     }
 
     fn run(cfg: &KtoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
@@ -389,7 +389,8 @@ impl Task for KtoTask {
 /// `hone kto`: preference-tunes the starting checkpoint on unpaired judgements into `<run_dir>/kto/`.
 fn run_kto(cfg: &KtoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     let common = &cfg.common;
-    let (opened, device) = stage::open_start(&ctx.run_dir, &Kto::INFO, common, Some(cfg.max_len))?;
+    let (opened, device) = stage::open_start(&ctx.run_dir, &Kto::INFO, common)?;
+    let max_len = stage::max_len("kto", cfg.max_len, &opened)?;
     let paths = common.data_paths("kto")?;
     let train = read_unpaired(&paths, cfg.format.as_str(), cfg.skip_invalid)?;
     let val = match common.eval_path() {
@@ -401,30 +402,29 @@ fn run_kto(cfg: &KtoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         &val.items,
         &opened.tokenizer,
         &opened.template,
-        cfg.max_len,
+        max_len,
         cfg.val_fraction,
         common.run.seed,
     )?;
     anyhow::ensure!(data.train.len() >= 2, "kto: fewer than 2 training examples in {}", common.data.join(", "));
     let desirable = data.train.iter().filter(|e| e.label).count();
-    let mut notes = vec![format!(
-        "kto: {} training examples ({desirable} desirable, {} undesirable), {} held out",
+    let head = vec![format!(
+        "kto: {} training examples ({desirable} desirable, {} undesirable), {} held out, up to {max_len} tokens each",
         data.train.len(),
         data.train.len() - desirable,
         data.val.len()
     )];
-    notes.extend(
-        stage::DataCuts {
-            unit: "examples",
-            target: "reply",
-            max_len: cfg.max_len,
-            skipped: train.skipped + val.skipped,
-            skip_examples: train.skip_examples.iter().chain(&val.skip_examples).cloned().collect(),
-            truncated: data.truncated,
-            dropped: data.dropped,
-        }
-        .notes("kto"),
-    );
+    let notes = stage::DataCuts {
+        unit: "examples",
+        target: "reply",
+        max_len,
+        records: train.items.len() + val.items.len() + train.skipped + val.skipped,
+        skipped: train.skipped + val.skipped,
+        skip_examples: train.skip_examples.iter().chain(&val.skip_examples).cloned().collect(),
+        truncated: data.truncated,
+        dropped: data.dropped,
+    }
+    .notes("kto", head);
     let notes = stage::print_notes(notes);
     let stage_dir = ctx.run_dir.join("kto");
     std::fs::create_dir_all(&stage_dir).map_err(|e| anyhow::anyhow!("{}: {e}", stage_dir.display()))?;

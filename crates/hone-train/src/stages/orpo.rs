@@ -27,8 +27,9 @@ hone_data::config_section! {
         skip_invalid: bool = false,
         /// Share of `data` held out when there is no `eval_data` (by a seeded hash of the prompt).
         val_fraction: f64 = 0.05,
-        /// Longest prompt + reply in tokens; longer ones are cut (and counted).
-        max_len: usize = 256,
+        /// Longest prompt + reply in tokens; longer ones are cut (and counted, and flagged in the
+        /// report beyond 2%). 0: the model's context (`max_position_embeddings`).
+        max_len: usize = 0,
         /// λ, the weight of the odds-ratio term against the chosen reply's NLL (TRL's `beta`).
         lambda: f64 = 0.1,
         /// Pairs per micro-batch.
@@ -67,7 +68,7 @@ impl StageDef for Orpo {
     fn validate(cfg: &OrpoConfig) -> anyhow::Result<()> {
         cfg.common.validate("orpo")?;
         anyhow::ensure!(cfg.batch_size > 0, "orpo.batch_size must be positive");
-        anyhow::ensure!(cfg.max_len >= 2, "orpo.max_len must be at least 2");
+        anyhow::ensure!(cfg.max_len == 0 || cfg.max_len >= 2, "orpo.max_len must be 0 (the model's context) or at least 2");
         anyhow::ensure!((0.0..1.0).contains(&cfg.val_fraction), "orpo.val_fraction must be in [0, 1)");
         anyhow::ensure!(cfg.lambda >= 0.0 && cfg.lambda.is_finite(), "orpo.lambda must be 0 or positive");
         Ok(())
@@ -75,12 +76,12 @@ impl StageDef for Orpo {
 
     fn estimate_tokens(cfg: &OrpoConfig) -> f64 {
         let run = &cfg.common.run;
-        (run.steps * (cfg.batch_size * run.grad_accum * cfg.max_len) as u64) as f64
+        (run.steps * (cfg.batch_size * run.grad_accum * stage::nominal_len(cfg.max_len)) as u64) as f64
     }
 
     fn run(cfg: &OrpoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         let common = &cfg.common;
-        let (opened, _) = stage::open_start(&ctx.run_dir, &Self::INFO, common, Some(cfg.max_len))?;
+        let (opened, _) = stage::open_start(&ctx.run_dir, &Self::INFO, common)?;
         let (data, notes) = load_pairs(
             "orpo",
             &common.data_paths("orpo")?,

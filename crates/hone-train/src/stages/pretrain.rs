@@ -198,7 +198,7 @@ pub fn train_with(
     let settings = LoopSettings::from_pretrain(pre, stage::config_hash(&(cfg, optim, pre)), ctx.progress);
     let (summary, resumed_from, stage_dir) =
         stage::train_stage(model, optim, settings, &cfg.to_hf_json(), task, ctx)?;
-    Ok(StageReport { summary, stage_dir, init: None, resumed_from, notes: Vec::new() })
+    Ok(StageReport { summary, stage_dir, init: None, resumed_from, notes: Default::default() })
 }
 
 impl LoopSettings {

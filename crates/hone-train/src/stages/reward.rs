@@ -22,8 +22,9 @@ hone_data::config_section! {
         skip_invalid: bool = false,
         /// Share of `data` held out when there is no `eval_data`.
         val_fraction: f64 = 0.05,
-        /// Longest prompt + reply in tokens; longer ones are cut (and counted).
-        max_len: usize = 256,
+        /// Longest prompt + reply in tokens; longer ones are cut (and counted, and flagged in the
+        /// report beyond 2%). 0: the model's context (`max_position_embeddings`).
+        max_len: usize = 0,
         /// Pairs per micro-batch.
         batch_size: usize = 8,
         ..common: StageConfig = StageConfig {
@@ -60,14 +61,14 @@ impl StageDef for Reward {
     fn validate(cfg: &RewardConfig) -> anyhow::Result<()> {
         cfg.common.validate("reward")?;
         anyhow::ensure!(cfg.batch_size > 0, "reward.batch_size must be positive");
-        anyhow::ensure!(cfg.max_len >= 2, "reward.max_len must be at least 2");
+        anyhow::ensure!(cfg.max_len == 0 || cfg.max_len >= 2, "reward.max_len must be 0 (the model's context) or at least 2");
         anyhow::ensure!((0.0..1.0).contains(&cfg.val_fraction), "reward.val_fraction must be in [0, 1)");
         Ok(())
     }
 
     fn estimate_tokens(cfg: &RewardConfig) -> f64 {
         let run = &cfg.common.run;
-        (run.steps * (cfg.batch_size * run.grad_accum * cfg.max_len) as u64) as f64
+        (run.steps * (cfg.batch_size * run.grad_accum * stage::nominal_len(cfg.max_len)) as u64) as f64
     }
 
     fn run(cfg: &RewardConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
@@ -173,7 +174,7 @@ impl Task<RewardModel> for RewardTask {
 /// `hone reward`: trains a reward model from the starting checkpoint's trunk into `<run_dir>/reward/`.
 fn run_reward(cfg: &RewardConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     let common = &cfg.common;
-    let (opened, _) = stage::open_start(&ctx.run_dir, &Reward::INFO, common, Some(cfg.max_len))?;
+    let (opened, _) = stage::open_start(&ctx.run_dir, &Reward::INFO, common)?;
     let (data, notes) = load_pairs(
         "reward",
         &common.data_paths("reward")?,

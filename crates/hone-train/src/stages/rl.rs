@@ -424,7 +424,7 @@ impl Task for RlTask {
 fn run_rl(cfg: &RlConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     let common = &cfg.common;
     let seed = common.run.seed;
-    let (opened, device) = stage::open_start(&ctx.run_dir, &Rl::INFO, common, None)?;
+    let (opened, device) = stage::open_start(&ctx.run_dir, &Rl::INFO, common)?;
     let verifier = cfg.reward == RewardKind::Verifier;
     let all = read_prompts(&common.data_paths("rl")?, verifier, &cfg.kinds)?;
     let (mut train, mut val): (Vec<RlPrompt>, Vec<RlPrompt>) = match common.eval_path() {
@@ -438,7 +438,11 @@ fn run_rl(cfg: &RlConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         train.push(val.pop().expect("non-empty"));
     }
     anyhow::ensure!(!train.is_empty(), "rl: no prompts in {}", common.data.join(", "));
-    let notes = stage::print_notes(vec![format!("rl: {} training prompts, {} held out", train.len(), val.len())]);
+    let notes = stage::print_notes(hone_data::checkpoint::DataNotes::lines(vec![format!(
+        "rl: {} training prompts, {} held out",
+        train.len(),
+        val.len()
+    )]));
     let reference = if cfg.reference.is_empty() {
         opened.model.clone()
     } else {

@@ -33,8 +33,9 @@ hone_data::config_section! {
         completion_field: String = String::new(),
         /// Count and drop bad records (no assistant turn, unknown role, …) instead of stopping.
         skip_invalid: bool = false,
-        /// Longest conversation in tokens; longer ones are cut (and counted).
-        max_len: usize = 256,
+        /// Longest conversation in tokens; longer ones are cut (and counted, and flagged in the
+        /// report beyond 2%). 0: the model's context (`max_position_embeddings`).
+        max_len: usize = 0,
         /// Pack a step's conversations into fewer rows of `max_len` tokens (attention stays within
         /// each conversation).
         packing: bool = false,
@@ -77,7 +78,7 @@ impl StageDef for Sft {
     fn validate(cfg: &SftConfig) -> anyhow::Result<()> {
         cfg.common.validate("sft")?;
         anyhow::ensure!(cfg.batch_size > 0, "sft.batch_size must be positive");
-        anyhow::ensure!(cfg.max_len >= 2, "sft.max_len must be at least 2");
+        anyhow::ensure!(cfg.max_len == 0 || cfg.max_len >= 2, "sft.max_len must be 0 (the model's context) or at least 2");
         anyhow::ensure!((0.0..1.0).contains(&cfg.val_fraction), "sft.val_fraction must be in [0, 1)");
         anyhow::ensure!(
             cfg.prompt_field.is_empty() == cfg.completion_field.is_empty(),
@@ -89,7 +90,7 @@ impl StageDef for Sft {
     fn estimate_tokens(cfg: &SftConfig) -> f64 {
         // Conversations are up to max_len long; half is typical.
         let run = &cfg.common.run;
-        (run.steps * (cfg.batch_size * run.grad_accum * cfg.max_len / 2) as u64) as f64
+        (run.steps * (cfg.batch_size * run.grad_accum * stage::nominal_len(cfg.max_len) / 2) as u64) as f64
     }
 
     fn run(cfg: &SftConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
@@ -218,8 +219,9 @@ impl Task for SftTask {
 /// `hone sft`: fine-tunes the starting checkpoint on conversations into `<run_dir>/sft/`.
 fn run_sft(cfg: &SftConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     let common = &cfg.common;
-    let (Opened { model, tokenizer, template, dir }, _) =
-        stage::open_start(&ctx.run_dir, &Sft::INFO, common, Some(cfg.max_len))?;
+    let (opened, _) = stage::open_start(&ctx.run_dir, &Sft::INFO, common)?;
+    let max_len = stage::max_len("sft", cfg.max_len, &opened)?;
+    let Opened { model, tokenizer, template, dir } = opened;
     let read_opts = SftOptions {
         format: cfg.format.as_str().to_string(),
         prompt_field: cfg.prompt_field.clone(),
@@ -232,36 +234,36 @@ fn run_sft(cfg: &SftConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         Some(p) => Some(read_conversations(&[p], &read_opts)?),
         None => None,
     };
-    let mut data = prepare(&loaded.items, &tokenizer, &template, cfg.max_len, cfg.val_fraction, common.run.seed)?;
+    let mut data = prepare(&loaded.items, &tokenizer, &template, max_len, cfg.val_fraction, common.run.seed)?;
     if let Some(h) = &held {
         // A held-out file replaces the split: every conversation of `data` trains.
-        let val = prepare(&h.items, &tokenizer, &template, cfg.max_len, 0.0, common.run.seed)?;
+        let val = prepare(&h.items, &tokenizer, &template, max_len, 0.0, common.run.seed)?;
         data.train.append(&mut data.val);
         data.val = val.train;
         data.truncated += val.truncated;
         data.dropped += val.dropped;
     }
     anyhow::ensure!(!data.train.is_empty(), "sft: no training conversations in {}", common.data.join(", "));
-    let mut notes = vec![format!(
-        "sft: {} conversations ({} train, {} held out) from {} file(s)",
+    let head = vec![format!(
+        "sft: {} conversations ({} train, {} held out) from {} file(s), up to {max_len} tokens each",
         data.train.len() + data.val.len(),
         data.train.len(),
         data.val.len(),
         paths.len()
     )];
     let held_skips = held.as_ref().map(|h| h.skip_examples.clone()).unwrap_or_default();
-    notes.extend(
-        stage::DataCuts {
-            unit: "conversations",
-            target: "assistant",
-            max_len: cfg.max_len,
-            skipped: loaded.skipped + held.as_ref().map_or(0, |h| h.skipped),
-            skip_examples: loaded.skip_examples.iter().chain(&held_skips).cloned().collect(),
-            truncated: data.truncated,
-            dropped: data.dropped,
-        }
-        .notes("sft"),
-    );
+    let skipped = loaded.skipped + held.as_ref().map_or(0, |h| h.skipped);
+    let notes = stage::DataCuts {
+        unit: "conversations",
+        target: "assistant",
+        max_len,
+        records: loaded.items.len() + held.as_ref().map_or(0, |h| h.items.len()) + skipped,
+        skipped,
+        skip_examples: loaded.skip_examples.iter().chain(&held_skips).cloned().collect(),
+        truncated: data.truncated,
+        dropped: data.dropped,
+    }
+    .notes("sft", head);
     let notes = stage::print_notes(notes);
     eprintln!("sft: starting from {}", dir.display());
     let stage_optim = common.optim(ctx.optim);
@@ -274,7 +276,7 @@ fn run_sft(cfg: &SftConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         batch_size: cfg.batch_size,
         grad_accum: common.run.grad_accum,
         packing: cfg.packing,
-        max_len: cfg.max_len,
+        max_len,
     };
     let (summary, resumed_from, stage_dir) =
         stage::train_stage(model, &stage_optim, settings, &config_json, &mut task, ctx)?;

@@ -26,6 +26,8 @@ pub fn micro_config() -> LlamaConfig {
         tie_word_embeddings: false,
         qk_norm: false,
         initializer_range: 0.02,
+        head_dim: None,
+        rope_scaling: None,
     }
 }
 

@@ -49,6 +49,8 @@ pub fn model_config(vocab: usize) -> LlamaConfig {
         tie_word_embeddings: false,
         qk_norm: false,
         initializer_range: 0.02,
+        head_dim: None,
+        rope_scaling: None,
     }
 }
 
