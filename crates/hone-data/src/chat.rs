@@ -44,6 +44,9 @@ pub struct ChatEncoding {
 /// A compiled chat template.
 pub struct ChatTemplate {
     env: minijinja::Environment<'static>,
+    source: String,
+    /// Where the template came from, for errors ("<file>: chat_template").
+    origin: String,
     bos_token: String,
     eos_token: String,
 }
@@ -121,15 +124,40 @@ fn operators(tag: &str) -> usize {
 }
 
 impl ChatTemplate {
-    /// Compiles a Jinja chat template.
+    /// Compiles a Jinja chat template the way `transformers` does: blocks trimmed (`trim_blocks`,
+    /// `lstrip_blocks`), Python's string and dict methods available (`.strip()`, `.startswith()`,
+    /// `.items()`, … through minijinja-contrib's pycompat), `raise_exception` and `strftime_now`.
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
         check_complexity(source)?;
         let mut env = minijinja::Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
         });
+        // Real templates stamp the date into a system prompt; a fixed one keeps renderings (and so
+        // training data and evaluation prompts) reproducible.
+        env.add_function("strftime_now", |_format: String| -> String { "01 Jan 2025".to_string() });
         env.add_template_owned("chat", source.to_string()).context("chat template does not compile")?;
-        Ok(Self { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+        Ok(Self {
+            env,
+            source: source.to_string(),
+            origin: "chat template".to_string(),
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
+    }
+
+    /// Names where the template came from in rendering errors (e.g. `<dir>/tokenizer_config.json`).
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = format!("{}: chat_template", origin.into());
+        self
+    }
+
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// hone's default template with hone's special tokens.
@@ -147,7 +175,7 @@ impl ChatTemplate {
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
         })
-        .map_err(|e| anyhow::anyhow!("rendering chat template: {e}"))
+        .map_err(|e| anyhow::anyhow!("{}: rendering: {e}", self.origin))
     }
 
     /// Renders and tokenizes a conversation, masking the assistant's tokens.

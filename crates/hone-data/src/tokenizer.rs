@@ -56,13 +56,66 @@ type Inner = tokenizers::Tokenizer;
 /// The byte span `[start, end)` of the text each token covers.
 pub type Offsets = Vec<(usize, usize)>;
 
-/// A loaded tokenizer with hone's special tokens resolved.
+/// A loaded tokenizer with its special tokens resolved: hone's own names for a tokenizer hone
+/// trained, the model's files' names for any other.
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: Inner,
+    /// The token that starts a document, and the prefix of a log-likelihood request with an empty
+    /// context: the model's BOS, else its EOS (as lm-evaluation-harness's `prefix_token_id`).
     pub bos_id: u32,
+    /// The token that ends a turn or a document (EOS): generation stops at it.
     pub end_id: u32,
     pub pad_id: u32,
+    /// Whether plain text (not a chat) starts with `bos_id` when given to the model: always for
+    /// hone's tokenizers (every pretraining document starts with it), `add_bos_token` of the
+    /// model's `tokenizer_config.json` (or GGUF metadata) for others.
+    pub add_bos: bool,
+    /// The special tokens' text, as the chat template names them.
+    pub bos_token: String,
+    pub eos_token: String,
+    /// Ids of every special (control) token: generation ends at any of them.
+    pub special_ids: Vec<u32>,
+}
+
+/// The special tokens a model's files name (`tokenizer_config.json` or GGUF metadata).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Specials {
+    /// BOS text; `None` when the model has none (Qwen-style).
+    pub bos: Option<String>,
+    pub eos: String,
+    /// PAD text; `None`: EOS pads.
+    pub pad: Option<String>,
+    pub add_bos: bool,
+}
+
+impl Specials {
+    /// hone's own.
+    pub fn hone() -> Specials {
+        Specials { bos: Some(BOS.into()), eos: END.into(), pad: Some(PAD.into()), add_bos: true }
+    }
+
+    /// From a `tokenizer_config.json`'s text: `bos_token`, `eos_token`, `pad_token` (strings, or
+    /// objects with `content` as older files write them) and `add_bos_token`. `None` when it names no
+    /// EOS (then the tokenizer is taken to be hone's).
+    pub fn from_tokenizer_config(text: &str, origin: &str) -> Result<Option<Specials>> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: not JSON: {e}"))?;
+        let token = |k: &str| -> Option<String> {
+            match v.get(k)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Object(o) => o.get("content")?.as_str().map(str::to_string),
+                _ => None,
+            }
+        };
+        let Some(eos) = token("eos_token") else { return Ok(None) };
+        let bos = token("bos_token");
+        if bos.as_deref() == Some(BOS) && eos == END {
+            return Ok(Some(Specials::hone()));
+        }
+        let add_bos = v.get("add_bos_token").and_then(|b| b.as_bool()).unwrap_or(false);
+        Ok(Some(Specials { bos, eos, pad: token("pad_token"), add_bos }))
+    }
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -133,45 +186,110 @@ fn pre_tokenizer(split_digits: bool) -> PreTokenizerWrapper {
 
 impl Tokenizer {
     fn from_inner(inner: Inner) -> Result<Self> {
-        let id = |t: &str| inner.token_to_id(t).with_context(|| format!("tokenizer has no `{t}` token"));
-        Ok(Self { bos_id: id(BOS)?, end_id: id(END)?, pad_id: id(PAD).or_else(|_| id(END))?, inner })
+        Self::with_specials(inner, &Specials::hone())
     }
 
-    /// Loads a `tokenizer.json`.
+    /// Resolves `specials` in `inner`'s vocabulary; a token the vocabulary lacks is an error naming it.
+    pub fn with_specials(inner: Inner, specials: &Specials) -> Result<Self> {
+        let id = |t: &str| inner.token_to_id(t).with_context(|| format!("the vocabulary has no `{t}` token"));
+        let end_id = id(&specials.eos)?;
+        let bos_id = match &specials.bos {
+            Some(b) => id(b)?,
+            None => end_id,
+        };
+        let pad_id = match &specials.pad {
+            Some(p) => id(p).unwrap_or(end_id),
+            None => end_id,
+        };
+        let mut special_ids: Vec<u32> = inner
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(&i, _)| i)
+            .chain([end_id])
+            .collect();
+        special_ids.sort_unstable();
+        special_ids.dedup();
+        Ok(Self {
+            bos_id,
+            end_id,
+            pad_id,
+            add_bos: specials.add_bos,
+            bos_token: specials.bos.clone().unwrap_or_else(|| specials.eos.clone()),
+            eos_token: specials.eos.clone(),
+            special_ids,
+            inner,
+        })
+    }
+
+    /// Loads a `tokenizer.json`, with the special tokens that `tokenizer_config.json` beside it
+    /// names (hone's when there is none, or it names none).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let cfg_path = path.with_file_name("tokenizer_config.json");
+        let specials = match std::fs::read_to_string(&cfg_path) {
+            Ok(t) => Specials::from_tokenizer_config(&t, &cfg_path.display().to_string())?,
+            Err(_) => None,
+        };
+        Self::from_json(&text, &path.display().to_string(), specials.as_ref())
+    }
+
+    /// A tokenizer from `tokenizer.json` text (`origin` names it in errors), with `specials` (hone's
+    /// when `None`).
+    pub fn from_json(text: &str, origin: &str, specials: Option<&Specials>) -> Result<Self> {
         // The `tokenizers` library trusts its input: a damaged file can make it panic (an `expect` in
         // its decoder deserializer) or recurse deeply enough to overflow a thread's stack (its
         // untagged enums buffer nested values). Found by the reader fuzzer (crates/hone-fuzz). Real
         // tokenizer.json files nest a few levels, so deeper ones are refused before parsing, and a
         // panic becomes an error naming the file.
-        let depth = json_depth(&text);
+        let depth = json_depth(text);
         anyhow::ensure!(
             depth <= MAX_JSON_DEPTH,
-            "{}: nested {depth} levels deep (a tokenizer.json nests at most a few); the file is damaged",
-            path.display()
+            "{origin}: nested {depth} levels deep (a tokenizer.json nests at most a few); the file is damaged"
         );
-        check_added_tokens(path, &text)?;
-        let inner = std::panic::catch_unwind(|| Inner::from_str(&text))
-            .map_err(|_| {
-                anyhow::anyhow!("{}: not a readable tokenizer.json (the parser gave up on it)", path.display())
-            })?
-            .map_err(|e| anyhow::anyhow!("{}: not a readable tokenizer.json: {e}", path.display()))?;
-        Self::from_inner(inner).with_context(|| format!("{}: not a hone tokenizer", path.display()))
+        check_added_tokens(origin, text)?;
+        let inner = std::panic::catch_unwind(|| Inner::from_str(text))
+            .map_err(|_| anyhow::anyhow!("{origin}: not a readable tokenizer.json (the parser gave up on it)"))?
+            .map_err(|e| anyhow::anyhow!("{origin}: not a readable tokenizer.json: {e}"))?;
+        match specials {
+            Some(s) => Self::with_specials(inner, s).with_context(|| {
+                format!("{origin}: the special tokens its tokenizer_config.json names are not all in the vocabulary")
+            }),
+            None => Self::from_inner(inner).with_context(|| {
+                format!(
+                    "{origin}: neither a hone tokenizer nor one with a tokenizer_config.json beside it naming its \
+                     special tokens (bos_token, eos_token)"
+                )
+            }),
+        }
     }
 
-    /// Writes `tokenizer.json` and, beside it, `tokenizer_config.json` with the chat template.
+    /// Whether `id` is a special (control) token.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special_ids.binary_search(&id).is_ok()
+    }
+
+    /// Writes `tokenizer.json` and, beside it, `tokenizer_config.json` with hone's chat template.
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_with_template(path, crate::chat::DEFAULT_TEMPLATE)
+    }
+
+    /// Writes `tokenizer.json` and, beside it, `tokenizer_config.json` with its special tokens and
+    /// `chat_template`.
+    pub fn save_with_template(&self, path: &Path, chat_template: &str) -> Result<()> {
         let json = self.inner.to_string(true).map_err(|e| anyhow::anyhow!("serialising tokenizer: {e}"))?;
         crate::atomic::write_atomic(path, json.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        let hone = self.bos_token == BOS && self.eos_token == END;
+        let pad = self.inner.id_to_token(self.pad_id).unwrap_or_else(|| self.eos_token.clone());
         let cfg = serde_json::json!({
             "tokenizer_class": "PreTrainedTokenizerFast",
-            "bos_token": BOS,
-            "eos_token": END,
-            "pad_token": PAD,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "pad_token": pad,
             "model_max_length": 1_000_000_000u64,
-            "add_bos_token": false,
-            "chat_template": crate::chat::DEFAULT_TEMPLATE,
+            // hone's chat template writes BOS itself, and `transformers` must not add a second.
+            "add_bos_token": !hone && self.add_bos,
+            "chat_template": chat_template,
         });
         let cfg_path = path.with_file_name("tokenizer_config.json");
         crate::atomic::write_atomic(&cfg_path, serde_json::to_string_pretty(&cfg)?.as_bytes())
@@ -220,7 +338,7 @@ impl Tokenizer {
     /// The raw bytes an id stands for (special tokens: their text), for streaming decode.
     pub fn token_bytes(&self, id: u32) -> Vec<u8> {
         let Some(piece) = self.inner.id_to_token(id) else { return Vec::new() };
-        if SPECIAL_TOKENS.contains(&piece.as_str()) || self.inner.get_added_vocabulary().is_special_token(&piece) {
+        if self.is_special(id) || self.inner.get_added_vocabulary().is_special_token(&piece) {
             return piece.into_bytes();
         }
         let table = byte_decoder();
@@ -242,16 +360,15 @@ pub const MAX_ADDED_TOKEN_BYTES: usize = 1024;
 
 /// Refuses added tokens longer than [`MAX_ADDED_TOKEN_BYTES`]: the library builds an Aho-Corasick
 /// automaton over them, which took minutes for one 100 KB token (found by the reader fuzzer).
-fn check_added_tokens(path: &Path, text: &str) -> Result<()> {
-    let v: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| anyhow::anyhow!("{}: not a readable tokenizer.json: {e}", path.display()))?;
+fn check_added_tokens(origin: &str, text: &str) -> Result<()> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: not a readable tokenizer.json: {e}"))?;
     if let Some(tokens) = v.get("added_tokens").and_then(|t| t.as_array()) {
         for (i, t) in tokens.iter().enumerate() {
             let len = t.get("content").and_then(|c| c.as_str()).map_or(0, str::len);
             anyhow::ensure!(
                 len <= MAX_ADDED_TOKEN_BYTES,
-                "{}: added_tokens[{i}].content is {len} bytes long (at most {MAX_ADDED_TOKEN_BYTES}); the file is damaged",
-                path.display()
+                "{origin}: added_tokens[{i}].content is {len} bytes long (at most {MAX_ADDED_TOKEN_BYTES}); the file is damaged"
             );
         }
     }

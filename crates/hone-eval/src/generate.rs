@@ -30,7 +30,8 @@ pub fn sample_config(g: &Generate, user: &SampleConfig) -> SampleConfig {
     s
 }
 
-/// Prompt ids: a user turn through the chat template, or BOS + the plain text. Cut from the left when
+/// Prompt ids: a user turn through the chat template, or the plain text (after BOS when the model's
+/// texts start with one). Cut from the left when
 /// the prompt leaves fewer than `room` positions of the model's context.
 pub fn prompt_ids(
     tok: &Tokenizer,
@@ -43,8 +44,11 @@ pub fn prompt_ids(
     let mut ids = if chat {
         template.encode_prompt(tok, &[Message::new("user", prompt)])?
     } else {
-        let mut v = vec![tok.bos_id];
+        let mut v = if tok.add_bos { vec![tok.bos_id] } else { Vec::new() };
         v.extend(tok.encode(prompt)?);
+        if v.is_empty() {
+            v.push(tok.bos_id);
+        }
         v
     };
     let keep = max_pos.saturating_sub(room.min(max_pos / 2)).max(1);

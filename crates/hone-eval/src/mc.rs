@@ -12,7 +12,7 @@ use hone_data::tokenizer::Tokenizer;
 /// Context and continuation ids the way lm-evaluation-harness splits them: trailing spaces of the
 /// context move to the continuation, the pair is encoded together and the continuation is what
 /// follows the context's own encoding, so merges across the boundary are scored as the model sees
-/// them. An empty context becomes BOS alone.
+/// them. An empty context becomes the prefix token (BOS, else EOS) alone.
 pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result<Request> {
     let trimmed = context.trim_end();
     let (context, continuation) = (trimmed, format!("{}{continuation}", &context[trimmed.len()..]));
@@ -22,8 +22,12 @@ pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result
     let whole = tok.encode(&format!("{context}{continuation}"))?;
     let ctx = tok.encode(context)?;
     let cont = if whole.len() > ctx.len() { whole[ctx.len()..].to_vec() } else { tok.encode(&continuation)? };
+    // BOS leads the context when the model's texts start with one (hone's always do; a real model's
+    // when its tokenizer adds it, as lm-evaluation-harness encodes).
     let mut c = Vec::with_capacity(ctx.len() + 1);
-    c.push(tok.bos_id);
+    if tok.add_bos {
+        c.push(tok.bos_id);
+    }
     c.extend(ctx);
     Ok(Request { context: c, continuation: cont })
 }

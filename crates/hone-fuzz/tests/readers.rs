@@ -139,6 +139,13 @@ fn readers() -> Vec<Reader> {
     .unwrap();
     let model = hone_model::Llama::init(&cfg, 1, &device).unwrap();
     let weights = hone_model::weights::model_to_safetensors(&model).unwrap();
+    // A whole small model as llama.cpp's file: hyper-parameters, tokenizer metadata, chat template.
+    let gguf_model = {
+        let c = hone_model::LlamaConfig { vocab_size: tok.vocab_size(), ..cfg.clone() };
+        let m = hone_model::Llama::init(&c, 2, &device).unwrap();
+        let template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'].strip() }}<|end|>{% endfor %}";
+        hone_model::export::gguf_bytes(&m, &tok, template, hone_gguf::GgmlType::F32).unwrap()
+    };
     let members =
         [("blimp/a.jsonl", jsonl(&texts())), ("blimp/b.jsonl", jsonl(&texts()[..2])), ("README", b"x".to_vec())];
     let tar = tar_of(&members);
@@ -238,7 +245,7 @@ fn readers() -> Vec<Reader> {
                 .unwrap(),
             ],
             read: Box::new(|p: &Path| {
-                let t = hone_model::load::chat_template(&p.with_file_name("tokenizer.json")).map_err(err)?;
+                let t = hone_model::load::chat_template(&p.with_file_name("tokenizer.json"), "<s>", "</s>").map_err(err)?;
                 let conv = [Message::new("user", "Hello there"), Message::new("assistant", "Hi")];
                 t.render(&conv, true).map(|_| ()).map_err(|e| format!("{}: {e:#}", p.display()))
             }),
@@ -253,6 +260,34 @@ fn readers() -> Vec<Reader> {
                     g.tensor_f32(&t.name).map_err(err)?;
                 }
                 Ok(())
+            }),
+        },
+        Reader {
+            name: "hf-config",
+            file_name: "config.json",
+            seeds: vec![
+                serde_json::to_vec_pretty(&cfg.to_hf_json()).unwrap(),
+                serde_json::to_vec_pretty(&serde_json::json!({
+                    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+                    "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                    "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64,
+                    "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "tie_word_embeddings": true,
+                    "vocab_size": 49152, "bos_token_id": 1, "eos_token_id": 2,
+                    "rope_parameters": {"rope_theta": 100000.0, "rope_type": "llama3", "factor": 8.0,
+                        "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 2048}
+                }))
+                .unwrap(),
+            ],
+            read: Box::new(|p: &Path| hone_model::LlamaConfig::read(p).map(|_| ()).map_err(err)),
+        },
+        Reader {
+            name: "gguf-model",
+            file_name: "llama.gguf",
+            seeds: vec![gguf_model.clone()],
+            read: Box::new(move |p: &Path| {
+                let m = hone_model::load(p, &hone_model::burn::tensor::Device::flex()).map_err(err)?;
+                m.tokenizer.encode("The capital of Varnok 42 is Tesmir.").map_err(err)?;
+                m.template.render(&[Message::new("user", "hi")], true).map(|_| ()).map_err(err)
             }),
         },
         Reader {

@@ -7,8 +7,10 @@
 //! must fit in the bytes that remain before anything is allocated for it, nesting of arrays is
 //! bounded, and a tensor's data must lie inside the file. Errors name the file and what was being
 //! read. Tensors are read one at a time ([`Gguf::tensor_f32`]), so opening a file costs its header.
+//! [`write::Writer`] writes the format (F32, F16, Q8_0 tensors).
 
 pub mod quant;
+pub mod write;
 
 use anyhow::{Context, Result, bail};
 pub use quant::GgmlType;

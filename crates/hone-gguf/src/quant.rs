@@ -24,6 +24,21 @@ pub enum GgmlType {
 const QK_K: usize = 256;
 
 impl GgmlType {
+    /// ggml's numeric code (`enum ggml_type`).
+    pub fn code(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q4K => 12,
+            GgmlType::Q5K => 13,
+            GgmlType::Q6K => 14,
+            GgmlType::Bf16 => 30,
+        }
+    }
+
     /// The type of ggml's numeric code (`enum ggml_type`); other types are named in the error.
     pub fn from_code(code: u32) -> Result<GgmlType> {
         Ok(match code {

@@ -37,7 +37,13 @@ hone_data::config_section! {
     }
 }
 
-/// The resolved architecture, named as in Hugging Face `LlamaConfig`.
+/// Longest context a config may claim (see [`LlamaConfig::validate`]).
+pub const MAX_POSITIONS: usize = 1 << 20;
+
+/// The resolved architecture, named as in Hugging Face `LlamaConfig`. Reads hone's own `config.json`
+/// and a Llama-family model's from the Hugging Face hub alike: fields hone's files always write have
+/// `transformers`' defaults when absent; [`LlamaConfig::from_hf_json`] also refuses what hone does not
+/// implement (biases, other activations, other RoPE types), naming the field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
     pub vocab_size: usize,
@@ -45,15 +51,77 @@ pub struct LlamaConfig {
     pub intermediate_size: usize,
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
+    /// `transformers`' default: as many as query heads (no grouping).
+    #[serde(default)]
     pub num_key_value_heads: usize,
+    #[serde(default = "default_max_positions")]
     pub max_position_embeddings: usize,
+    #[serde(default = "default_rms_eps")]
     pub rms_norm_eps: f64,
+    #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
+    #[serde(default)]
     pub tie_word_embeddings: bool,
     /// Not a `LlamaConfig` field; `transformers` ignores it (Qwen3-style models always use it).
     #[serde(default)]
     pub qk_norm: bool,
+    #[serde(default = "default_init_range")]
     pub initializer_range: f64,
+    /// Width of one attention head when it is not `hidden_size / num_attention_heads` (e.g. Gemma,
+    /// some Llama derivatives); absent: the quotient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    /// RoPE frequency scaling for contexts beyond the pretraining length; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling: Option<RopeScaling>,
+}
+
+fn default_max_positions() -> usize {
+    2048
+}
+fn default_rms_eps() -> f64 {
+    1e-6
+}
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+fn default_init_range() -> f64 {
+    0.02
+}
+
+/// RoPE scaling as `transformers` names it (`rope_scaling.rope_type`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rope_type", rename_all = "snake_case")]
+pub enum RopeScaling {
+    /// Positions divided by `factor` (every frequency scaled alike).
+    Linear { factor: f64 },
+    /// Llama 3.1's: low frequencies divided by `factor`, high ones kept, a smooth blend between.
+    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: usize },
+}
+
+impl RopeScaling {
+    /// The inverse frequencies `inv_freq` (one per pair of head dimensions) after scaling, as
+    /// `transformers`' `ROPE_INIT_FUNCTIONS` compute them.
+    pub fn apply(&self, inv_freq: &mut [f64]) {
+        match *self {
+            RopeScaling::Linear { factor } => inv_freq.iter_mut().for_each(|f| *f /= factor),
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                let old = original_max_position_embeddings as f64;
+                let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
+                for f in inv_freq.iter_mut() {
+                    let wavelen = 2.0 * std::f64::consts::PI / *f;
+                    *f = if wavelen < high_wavelen {
+                        *f
+                    } else if wavelen > low_wavelen {
+                        *f / factor
+                    } else {
+                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * *f / factor + smooth * *f
+                    };
+                }
+            }
+        }
+    }
 }
 
 /// Architecture presets: `(hidden, intermediate, layers, heads, kv heads, max positions)`.
@@ -99,6 +167,8 @@ impl ModelConfig {
             tie_word_embeddings: self.tie_word_embeddings,
             qk_norm: self.qk_norm,
             initializer_range: self.initializer_range,
+            head_dim: None,
+            rope_scaling: None,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -108,7 +178,83 @@ impl ModelConfig {
 impl LlamaConfig {
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Reads the `config.json` at `path` (see [`LlamaConfig::from_hf_json`]).
+    pub fn read(path: &std::path::Path) -> anyhow::Result<LlamaConfig> {
+        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8 text: {e}", path.display()))?;
+        Self::from_hf_json(&text, &path.display().to_string())
+    }
+
+    /// Reads a `config.json`, hone's or a Llama-family model's: `origin` names the file in errors.
+    /// Refuses, naming the field, what this implementation would silently compute differently.
+    pub fn from_hf_json(text: &str, origin: &str) -> anyhow::Result<LlamaConfig> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: not JSON: {e}"))?;
+        let get = |k: &str| v.get(k).filter(|x| !x.is_null());
+        if let Some(t) = get("model_type").and_then(|t| t.as_str()) {
+            anyhow::ensure!(
+                matches!(t, "llama" | "mistral"),
+                "{origin}: model_type `{t}` is not a Llama-family decoder hone implements (llama, mistral)"
+            );
+        }
+        if let Some(a) = get("hidden_act").and_then(|a| a.as_str()) {
+            anyhow::ensure!(a == "silu", "{origin}: hidden_act `{a}`: hone's MLP is SwiGLU (silu)");
+        }
+        for k in ["attention_bias", "mlp_bias"] {
+            anyhow::ensure!(
+                get(k).and_then(|b| b.as_bool()) != Some(true),
+                "{origin}: {k} = true: hone's layers have no biases"
+            );
+        }
+        if let Some(w) = get("sliding_window") {
+            anyhow::bail!("{origin}: sliding_window = {w}: hone attends over the whole context");
+        }
+        if let Some(p) = get("pretraining_tp").and_then(|p| p.as_u64()) {
+            anyhow::ensure!(p == 1, "{origin}: pretraining_tp = {p}: only 1 is supported");
+        }
+        if let Some(f) = get("partial_rotary_factor").and_then(|f| f.as_f64()) {
+            anyhow::ensure!(f == 1.0, "{origin}: partial_rotary_factor = {f}: hone rotates the whole head");
+        }
+        let mut v2 = v.clone();
+        // `transformers` 5 writes `rope_parameters` (theta and scaling in one object) where earlier
+        // versions wrote `rope_theta` and `rope_scaling`.
+        if let Some(rp) = v.get("rope_parameters").and_then(|r| r.as_object()) {
+            if let Some(theta) = rp.get("rope_theta") {
+                v2["rope_theta"] = theta.clone();
+            }
+            let mut scaling = rp.clone();
+            scaling.remove("rope_theta");
+            v2["rope_scaling"] = serde_json::Value::Object(scaling);
+        }
+        // `rope_scaling` of the default type (or `type` instead of `rope_type`, as older files write).
+        if let Some(rs) = v2.get_mut("rope_scaling").and_then(|r| r.as_object_mut()) {
+            if let Some(t) = rs.remove("type") {
+                rs.entry("rope_type").or_insert(t);
+            }
+            match rs.get("rope_type").and_then(|t| t.as_str()) {
+                Some("default") => {
+                    v2["rope_scaling"] = serde_json::Value::Null;
+                }
+                Some("linear" | "llama3") => {}
+                Some(t) => {
+                    anyhow::bail!("{origin}: rope_scaling.rope_type `{t}` is not implemented (linear, llama3 are)")
+                }
+                None => anyhow::bail!("{origin}: rope_scaling has no rope_type"),
+            }
+        }
+        let mut c: LlamaConfig =
+            serde_json::from_value(v2).map_err(|e| anyhow::anyhow!("{origin}: not a Llama config.json: {e}"))?;
+        if c.num_key_value_heads == 0 {
+            c.num_key_value_heads = c.num_attention_heads;
+        }
+        if c.head_dim == Some(c.hidden_size / c.num_attention_heads.max(1)) {
+            c.head_dim = None;
+        }
+        c.validate().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        Ok(c)
     }
 
     /// Checks the shape constraints, naming the offending field.
@@ -117,7 +263,7 @@ impl LlamaConfig {
         anyhow::ensure!(c.vocab_size > 0, "model.vocab_size must be positive");
         anyhow::ensure!(c.num_attention_heads > 0 && c.num_key_value_heads > 0, "model: head counts must be positive");
         anyhow::ensure!(
-            c.hidden_size.is_multiple_of(c.num_attention_heads),
+            c.head_dim.is_some() || c.hidden_size.is_multiple_of(c.num_attention_heads),
             "model.hidden_size ({}) must be a multiple of model.num_attention_heads ({})",
             c.hidden_size,
             c.num_attention_heads
@@ -130,6 +276,20 @@ impl LlamaConfig {
         );
         anyhow::ensure!(c.head_dim().is_multiple_of(2), "model: head dimension {} must be even for RoPE", c.head_dim());
         anyhow::ensure!(c.rms_norm_eps > 0.0, "model.rms_norm_eps must be positive");
+        // The rotary tables are built for every position up front: a claimed context is only taken
+        // up to a size whose tables fit in memory (1M positions × 128 dims: 1 GiB).
+        anyhow::ensure!(
+            c.max_position_embeddings >= 1 && c.max_position_embeddings <= MAX_POSITIONS,
+            "model.max_position_embeddings ({}) must be between 1 and {MAX_POSITIONS}",
+            c.max_position_embeddings
+        );
+        anyhow::ensure!(
+            c.head_dim() <= 1024 && c.num_attention_heads <= 1024 && c.num_hidden_layers <= 1024,
+            "model: head_dim ({}), num_attention_heads ({}) and num_hidden_layers ({}) must each be at most 1024",
+            c.head_dim(),
+            c.num_attention_heads,
+            c.num_hidden_layers
+        );
         Ok(())
     }
 

@@ -1,10 +1,12 @@
 //! hone-model: the Llama-style decoder used by every stage, its configuration (Hugging Face
 //! `LlamaConfig` names), the device choice, safetensors weight IO with Hugging Face names, loading a
-//! trained checkpoint, and the sampler.
+//! trained checkpoint or importing a Hugging Face folder or GGUF file, and the sampler.
 
 pub mod config;
 pub mod device;
+pub mod export;
 pub mod fused;
+pub mod import;
 pub mod llama;
 pub mod load;
 pub mod sample;

@@ -672,12 +672,23 @@ fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
 /// cos/sin tables `[max_positions, head_dim]`, computed in f64 and rounded once to f32.
 fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
     let (hd, n) = (c.head_dim(), c.max_position_embeddings);
+    // `pos / theta^(2i/hd)`, or with scaling `pos · inv_freq'` (the unscaled form divides, as the
+    // tables of every checkpoint trained so far were computed).
+    let denom: Vec<f64> = (0..hd / 2).map(|i| c.rope_theta.powf(2.0 * i as f64 / hd as f64)).collect();
+    let scaled: Option<Vec<f64>> = c.rope_scaling.as_ref().map(|s| {
+        let mut inv: Vec<f64> = denom.iter().map(|d| 1.0 / d).collect();
+        s.apply(&mut inv);
+        inv
+    });
     let mut cos = Vec::with_capacity(n * hd);
     let mut sin = Vec::with_capacity(n * hd);
     for pos in 0..n {
         for j in 0..hd {
-            let i = (j % (hd / 2)) as f64;
-            let angle = pos as f64 / c.rope_theta.powf(2.0 * i / hd as f64);
+            let i = j % (hd / 2);
+            let angle = match &scaled {
+                Some(inv) => pos as f64 * inv[i],
+                None => pos as f64 / denom[i],
+            };
             cos.push(angle.cos() as f32);
             sin.push(angle.sin() as f32);
         }

@@ -7,7 +7,7 @@
 
 use crate::llama::{KvCache, Layout, Llama, ids_tensor};
 use burn::tensor::Tensor;
-use hone_data::tokenizer::{SPECIAL_TOKENS, Tokenizer};
+use hone_data::tokenizer::Tokenizer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -235,7 +235,7 @@ pub fn generate(
         "a prompt of {longest} tokens leaves no room to generate within the model's context of {max_pos}"
     );
     let max_new = cfg.max_new_tokens.min(max_pos - longest);
-    let specials: Vec<u32> = SPECIAL_TOKENS.iter().filter_map(|s| tok.id(s)).collect();
+    let specials: &[u32] = &tok.special_ids;
     let pad_id = tok.pad_id;
     let b = prompts.len();
     let pad: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
@@ -277,7 +277,7 @@ pub fn generate(
             }
             let row_logits = &mut logits[i * vocab..(i + 1) * vocab];
             if row.tokens.len() < cfg.min_new_tokens {
-                for &t in &specials {
+                for &t in specials {
                     row_logits[t as usize] = f32::NEG_INFINITY;
                 }
             }

@@ -368,6 +368,8 @@ fn tiny_config(qk_norm: bool, tie: bool) -> LlamaConfig {
         tie_word_embeddings: tie,
         qk_norm,
         initializer_range: 0.2,
+        head_dim: None,
+        rope_scaling: None,
     }
 }
 

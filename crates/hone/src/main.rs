@@ -41,6 +41,9 @@ enum Cmd {
     Sample(cmd::sample::SampleArgs),
     /// Talk with a trained model in the terminal.
     Chat(cmd::chat::ChatArgs),
+    /// Write a Hugging Face folder or a GGUF file as a hone checkpoint (every command also opens
+    /// them directly with -m/--model).
+    Import(cmd::import::ImportArgs),
     /// Evaluate a checkpoint on tasks (loss/bits per byte, multiple choice, generation, the world's
     /// probes), or compare two evaluations for regressions (`--compare A B`).
     Eval(cmd::eval::EvalArgs),
@@ -88,6 +91,7 @@ fn main() -> std::process::ExitCode {
         Cmd::World(c) => cmd::world::run(c),
         Cmd::Sample(a) => cmd::sample::run(a),
         Cmd::Chat(a) => cmd::chat::run(a),
+        Cmd::Import(a) => cmd::import::run(a),
         Cmd::Eval(a) => cmd::eval::run(a),
         Cmd::Report(a) => cmd::report::run(a),
         Cmd::Run(a) => cmd::run::run(a),

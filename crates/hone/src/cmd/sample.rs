@@ -99,9 +99,12 @@ pub fn run(a: SampleArgs) -> Result<()> {
         let ids = if a.chat {
             m.template.encode_prompt(&m.tokenizer, &[Message::new("user", p.as_str())])?
         } else {
-            // A base model saw every document begin with BOS.
-            let mut ids = vec![m.tokenizer.bos_id];
+            // A hone base model saw every document begin with BOS; a real model's tokenizer says.
+            let mut ids = if m.tokenizer.add_bos { vec![m.tokenizer.bos_id] } else { Vec::new() };
             ids.extend(m.tokenizer.encode(p)?);
+            if ids.is_empty() {
+                ids.push(m.tokenizer.bos_id);
+            }
             ids
         };
         for _ in 0..a.num_samples {
