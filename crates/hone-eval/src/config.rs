@@ -7,8 +7,12 @@ hone_data::config_section! {
         /// Tasks to run: task files (`.toml`) or built-in names (`arc_easy`, `arc_challenge`, `blimp`,
         /// `gsm8k`, `world` = every world probe, or one world probe such as `facts_mc`).
         tasks: Vec<String> = vec![],
-        /// Evaluate at most this many items per task, evenly spaced over the set (0 = all).
+        /// Evaluate at most this many items per task (0 = all), chosen as `limit_mode` says.
         limit: usize = 0,
+        /// Which items `limit` keeps: `spread` (evenly spaced over the set, so a limited run covers
+        /// every part of a set ordered by kind) or `first` (the first N, as lm-evaluation-harness's
+        /// `--limit`, to compare item by item).
+        limit_mode: LimitMode = LimitMode::Spread,
         /// Longest token sequence given to the model; 0 = the model's `max_position_embeddings`.
         max_length: usize = 0,
         /// Tokens per forward batch (rows x padded length) when scoring log-likelihoods.
@@ -40,4 +44,12 @@ hone_data::config_section! {
         /// Folder of the built-in world (its `eval/` task files); empty = `<run dir>/world`.
         world_dir: String = String::new(),
     }
+}
+
+/// How `eval.limit` picks items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitMode {
+    Spread,
+    First,
 }

@@ -1,6 +1,7 @@
 //! Multiple choice by log-likelihood (lm-evaluation-harness's `multiple_choice`): every choice is
 //! scored as a continuation of the context; `acc` takes the most likely choice, `acc_norm` the most
-//! likely per UTF-8 byte of the choice. The softmax of the choices' log-likelihoods gives a
+//! likely per character of the choice (lm-evaluation-harness's `len(choice)`: Unicode code points,
+//! the delimiter not counted). The softmax of the choices' log-likelihoods gives a
 //! confidence, from which the Brier score and the expected calibration error follow.
 
 use crate::items::McItem;
@@ -72,8 +73,9 @@ pub fn records(items: &[McItem], lls: &[LogLik]) -> Vec<ItemRecord> {
             let ll = &lls[at..at + k];
             at += k;
             let sums: Vec<f64> = ll.iter().map(|l| l.sum).collect();
-            let per_byte: Vec<f64> = it.choices.iter().zip(&sums).map(|(c, s)| s / c.len().max(1) as f64).collect();
-            let (pred, pred_norm) = (argmax(&sums), argmax(&per_byte));
+            let per_char: Vec<f64> =
+                it.choices.iter().zip(&sums).map(|(c, s)| s / c.chars().count().max(1) as f64).collect();
+            let (pred, pred_norm) = (argmax(&sums), argmax(&per_char));
             ItemRecord {
                 id: it.id.clone(),
                 group: it.group.clone(),

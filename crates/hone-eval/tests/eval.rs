@@ -144,9 +144,13 @@ fn acc_and_acc_norm_by_hand() {
     };
     // Item a: lls -2 (2 bytes) and -3 (6 bytes): acc picks 0, per byte -1 vs -0.5 picks 1; gold 1.
     // Item b: lls -1 (4 bytes), -4 (1 byte), -0.5 (10 bytes): acc picks 2 (gold), per byte picks 2.
-    let items = vec![item("a", &["ab", "abcdef"], 1), item("b", &["abcd", "x", "0123456789"], 2)];
+    // Item c: lls -2.2 ("éé": 2 characters, 4 bytes) and -3 ("abc"): per character -1.1 vs -1 picks 1,
+    // as lm-evaluation-harness's len(choice) (per byte would pick 0); gold 1.
+    let items =
+        vec![item("a", &["ab", "abcdef"], 1), item("b", &["abcd", "x", "0123456789"], 2), item("c", &["éé", "abc"], 1)];
     let ll = |s: f64| LogLik { sum: s, tokens: 1, greedy: false };
-    let recs = mc::records(&items, &[ll(-2.0), ll(-3.0), ll(-1.0), ll(-4.0), ll(-0.5)]);
+    let recs = mc::records(&items, &[ll(-2.0), ll(-3.0), ll(-1.0), ll(-4.0), ll(-0.5), ll(-2.2), ll(-3.0)]);
+    assert_eq!((recs[2].pred, recs[2].pred_norm), (Some(0), Some(1)));
     assert_eq!(
         (recs[0].pred, recs[0].pred_norm, recs[0].correct, recs[0].correct_norm),
         (Some(0), Some(1), Some(false), Some(true))
@@ -155,7 +159,8 @@ fn acc_and_acc_norm_by_hand() {
         (recs[1].pred, recs[1].pred_norm, recs[1].correct, recs[1].correct_norm),
         (Some(2), Some(2), Some(true), Some(true))
     );
-    let m = metrics::compute(&metrics::defs("multiple_choice", "acc", None), &recs, None, 100, 0);
+    // The metrics over items a and b.
+    let m = metrics::compute(&metrics::defs("multiple_choice", "acc", None), &recs[..2], None, 100, 0);
     let get = |n: &str| m.iter().find(|x| x.name == n).unwrap().value;
     assert_eq!(get("acc"), 0.5);
     assert_eq!(get("acc_norm"), 1.0);

@@ -33,7 +33,7 @@ pub struct ChoiceScore {
     /// Sum of the log-probabilities (nats) of the choice's tokens given the context.
     pub loglik: f64,
     pub tokens: usize,
-    /// UTF-8 bytes of the choice (the normaliser of `acc_norm`).
+    /// UTF-8 bytes of the choice (`acc_norm` divides by its characters, as lm-evaluation-harness).
     pub bytes: usize,
     /// Whether every token of the choice is the model's most likely next token.
     pub greedy: bool,

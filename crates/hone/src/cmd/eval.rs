@@ -20,7 +20,8 @@ pub struct EvalArgs {
     /// Folder for the result files (default: `<run>/eval/<stage>/` when the model is a stage of a run).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
-    /// Evaluate at most N items per task, evenly spaced over the set (sets `eval.limit`).
+    /// Evaluate at most N items per task, evenly spaced over the set unless `eval.limit_mode = first`
+    /// (sets `eval.limit`).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Prompt format of generation tasks: task, chat or text (sets `eval.format`).
