@@ -2,10 +2,11 @@
 //! BLiMP's pairs, GSM8K and the world's probes all become the same three item types. A record that
 //! does not fit is named by file, line and field, with the key of the task file to change.
 
+use crate::doc::{DocTemplates, DocValue};
 use crate::source::{Record, get, scalar_text};
 use anyhow::Result;
 use hone_data::read::json_kind;
-use hone_tasks::tasks::{Generate, MultipleChoice, Rolling};
+use hone_tasks::tasks::{Generate, MultipleChoice, Rolling, Single};
 use serde_json::Value;
 
 /// A multiple-choice item: `context` is followed by each of `choices`.
@@ -19,6 +20,20 @@ pub struct McItem {
     /// the choice's bytes.
     pub prefix: String,
     pub gold: usize,
+    /// Few-shot examples put before the context (before every choice's context with
+    /// `shared_continuation`), already joined and ending with their delimiter; empty for 0-shot.
+    pub fewshot: String,
+    /// Winogrande-style partial scoring: every choice is a context, followed by this continuation.
+    pub shared_continuation: Option<String>,
+}
+
+/// A single-target item (`loglikelihood` kind): `target` follows `context`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SingleItem {
+    pub id: String,
+    pub group: Option<String>,
+    pub context: String,
+    pub target: String,
 }
 
 /// A generation item; `record` is the original record with `targets` normalised to a list, which is
@@ -76,6 +91,136 @@ fn apply_format(format: Option<&str>, s: &str) -> String {
         Some(f) => f.replace("{}", s),
         None => s.to_string(),
     }
+}
+
+/// The templates of a multiple-choice task's `doc_to_*` keys (none when it uses field names).
+pub fn mc_templates(m: &MultipleChoice) -> Result<Option<DocTemplates>> {
+    let t: Vec<(&str, &str)> = [
+        ("doc_to_text", m.doc_to_text.as_deref()),
+        ("doc_to_choice", m.doc_to_choice.as_deref()),
+        ("doc_to_target", m.doc_to_target.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    if t.is_empty() { Ok(None) } else { DocTemplates::new(&t).map(Some) }
+}
+
+/// An error about record `r` as an `anyhow::Error`.
+fn bad(r: &Record, message: String, hint: &str) -> anyhow::Error {
+    r.error(message, hint.to_string()).into()
+}
+
+/// Maps one record to a multiple-choice item through lm-evaluation-harness's `doc_to_*` templates
+/// (the keys a template does not set fall back to the field mapping).
+fn mc_item_templated(r: &Record, m: &MultipleChoice, t: &DocTemplates, group_field: Option<&str>) -> Result<McItem> {
+    let list = |name: &str| -> Result<Vec<String>> {
+        match t.value(name, r)? {
+            DocValue::List(l) => Ok(l),
+            other => Err(bad(r, format!("`{name}` gave {other:?}, not a list"), "make it a list")),
+        }
+    };
+    let delimiter = m.choice_prefix.clone().unwrap_or_else(|| " ".to_string());
+    if m.multiple_input {
+        let contexts = list("doc_to_choice")?;
+        let gold = match t.value("doc_to_text", r)? {
+            DocValue::Index(i) => i,
+            other => {
+                return Err(bad(
+                    r,
+                    format!("`doc_to_text` gave {other:?}, not an index"),
+                    "with multiple_input, doc_to_text gives the gold index",
+                ));
+            }
+        };
+        let cont = match t.value("doc_to_target", r)? {
+            DocValue::Text(s) => s,
+            other => {
+                return Err(bad(
+                    r,
+                    format!("`doc_to_target` gave {other:?}, not text"),
+                    "with multiple_input, doc_to_target gives the continuation",
+                ));
+            }
+        };
+        if gold >= contexts.len() || contexts.len() < 2 {
+            return Err(bad(r, format!("gold {gold} of {} contexts", contexts.len()), "fix the record"));
+        }
+        return Ok(McItem {
+            id: id_of(r),
+            group: group_of(r, group_field),
+            context: String::new(),
+            choices: contexts,
+            prefix: delimiter,
+            gold,
+            fewshot: String::new(),
+            shared_continuation: Some(cont),
+        });
+    }
+    let context = match &m.doc_to_text {
+        Some(_) => t.text("doc_to_text", r)?,
+        None => apply_format(m.context_format.as_deref(), &string_at(r, &m.context_field, "context_field")?),
+    };
+    let mut base = MultipleChoice { doc_to_text: None, doc_to_choice: None, doc_to_target: None, ..m.clone() };
+    base.context_field = String::new();
+    if m.doc_to_target.is_some() {
+        // The gold comes from the template; the field mapping only supplies the choices.
+        (base.gold_field, base.gold_index) = (String::new(), Some(0));
+    }
+    let choices = if m.doc_to_choice.is_some() { list("doc_to_choice")? } else { mc_item(r, &base, None)?.choices };
+    if choices.len() < 2 {
+        return Err(bad(r, format!("{} choice(s); multiple choice needs at least 2", choices.len()), "fix the record"));
+    }
+    let gold = match &m.doc_to_target {
+        Some(_) => match t.value("doc_to_target", r)? {
+            DocValue::Index(i) => i,
+            DocValue::Text(s) => choices.iter().position(|c| *c == s).ok_or_else(|| {
+                bad(r, format!("`doc_to_target` gave {s:?}, not one of the choices"), "check doc_to_target")
+            })?,
+            DocValue::List(l) => {
+                return Err(bad(r, format!("`doc_to_target` gave a list {l:?}"), "give one index or choice"));
+            }
+        },
+        None => mc_item(r, &base, None)?.gold,
+    };
+    if gold >= choices.len() {
+        return Err(bad(r, format!("gold choice {gold} but only {} choices", choices.len()), "fix the record"));
+    }
+    Ok(McItem {
+        id: id_of(r),
+        group: group_of(r, group_field),
+        context,
+        choices,
+        prefix: delimiter,
+        gold,
+        fewshot: String::new(),
+        shared_continuation: None,
+    })
+}
+
+/// Maps one record to a multiple-choice item: through `templates` when the task has `doc_to_*`
+/// keys, else by field names.
+pub fn mc_item_with(
+    r: &Record,
+    m: &MultipleChoice,
+    templates: Option<&DocTemplates>,
+    group_field: Option<&str>,
+) -> Result<McItem> {
+    match templates {
+        Some(t) => mc_item_templated(r, m, t, group_field),
+        None => mc_item(r, m, group_field),
+    }
+}
+
+/// Maps one record to a single-target item.
+pub fn single_item(r: &Record, s: &Single, t: &DocTemplates, group_field: Option<&str>) -> Result<SingleItem> {
+    let delimiter = s.target_delimiter.clone().unwrap_or_else(|| " ".to_string());
+    Ok(SingleItem {
+        id: id_of(r),
+        group: group_of(r, group_field),
+        context: t.text("doc_to_text", r)?,
+        target: format!("{delimiter}{}", t.text("doc_to_target", r)?),
+    })
 }
 
 /// Maps one record to a multiple-choice item.
@@ -176,6 +321,8 @@ pub fn mc_item(r: &Record, m: &MultipleChoice, group_field: Option<&str>) -> Res
         choices,
         prefix: m.choice_prefix.clone().unwrap_or_default(),
         gold,
+        fewshot: String::new(),
+        shared_continuation: None,
     })
 }
 
@@ -222,6 +369,7 @@ mod tests {
             choice_prefix: Some(" ".into()),
             choice_fields: vec![],
             gold_index: None,
+            ..Default::default()
         }
     }
 
@@ -262,6 +410,7 @@ mod tests {
             choice_prefix: None,
             choice_fields: vec!["good".into(), "bad".into()],
             gold_index: Some(0),
+            ..Default::default()
         };
         let it =
             mc_item(&rec(json!({"good": "Cats run.", "bad": "Cats runs.", "UID": "agr"})), &m, Some("UID")).unwrap();

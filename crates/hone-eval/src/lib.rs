@@ -10,6 +10,8 @@
 //! item's record); [`compare::compare`] tells whether a model is worse than another beyond noise.
 
 pub mod config;
+pub mod doc;
+pub mod fewshot;
 pub mod generate;
 pub mod items;
 pub mod loglik;
@@ -26,7 +28,7 @@ pub use config::EvalConfig;
 pub use result::{ChoiceScore, ItemRecord, Metric, TaskResult, load_results};
 pub use spec::{TaskSpec, resolve};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use hone_data::chat::ChatTemplate;
 use hone_data::tokenizer::Tokenizer;
 use hone_model::{Llama, LoadedModel, SampleConfig};
@@ -112,11 +114,22 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
     let items: Vec<ItemRecord> = match f.kind.as_str() {
         "multiple_choice" => {
             let m = f.multiple_choice.as_ref().expect("checked");
-            let items: Vec<items::McItem> =
-                pick.iter().map(|&i| items::mc_item(&records[i], m, group)).collect::<Result<_>>()?;
-            let reqs = mc::requests(tok, &items)?;
+            let items = task_mc_items(task, &records, &pick)?;
+            if let Some(fs) = &f.fewshot {
+                settings["num_fewshot"] = fs.num.into();
+            }
+            let reqs = mc::requests(tok, &items, m.mutual_info)?;
             let lls = score(model, &reqs, max_len, e, tok.pad_id, &mut on_progress)?;
             mc::records(&items, &lls)
+        }
+        "loglikelihood" => {
+            let items = task_single_items(task, &records, &pick)?;
+            if let Some(fs) = &f.fewshot {
+                settings["num_fewshot"] = fs.num.into();
+            }
+            let reqs = mc::single_requests(tok, &items)?;
+            let lls = score(model, &reqs, max_len, e, tok.pad_id, &mut on_progress)?;
+            mc::single_records(&items, &lls)
         }
         "loglikelihood_rolling" => {
             let r = f.loglikelihood_rolling.as_ref().expect("checked");
@@ -185,6 +198,71 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
 
 /// The headline of a log-likelihood task: the task file's `metric` when the kind computes it, else the
 /// kind's usual one.
+/// The multiple-choice items of records `pick` of a task, few-shot contexts included.
+pub fn task_mc_items(task: &TaskSpec, records: &[source::Record], pick: &[usize]) -> Result<Vec<items::McItem>> {
+    let f = &task.file;
+    let m = f.multiple_choice.as_ref().ok_or_else(|| anyhow::anyhow!("task `{}` is not multiple_choice", f.name))?;
+    let group = f.group_field.as_deref();
+    let templates = items::mc_templates(m).with_context(|| format!("task file {}", task.path.display()))?;
+    let item_of = |r: &source::Record| items::mc_item_with(r, m, templates.as_ref(), group);
+    let mut items: Vec<items::McItem> = pick.iter().map(|&i| item_of(&records[i])).collect::<Result<_>>()?;
+    if let Some(fs) = &f.fewshot {
+        anyhow::ensure!(!m.multiple_input, "task `{}`: [fewshot] with multiple_input is not supported", f.name);
+        let pool = fewshot_pool(task, fs).with_context(|| format!("task file {}: [fewshot]", task.path.display()))?;
+        let pool = pool.as_deref().unwrap_or(records);
+        for (it, &i) in items.iter_mut().zip(pick) {
+            let own = fs.source.is_none().then_some(i);
+            it.fewshot = fewshot::prefix(fs, pool.len(), own, &mut |j| {
+                let ex = item_of(&pool[j])?;
+                Ok(format!("{}{}{}", ex.context, ex.prefix, ex.choices[ex.gold]))
+            })
+            .with_context(|| format!("task file {}: [fewshot]", task.path.display()))?;
+        }
+    }
+    Ok(items)
+}
+
+/// The single-target items of records `pick` of a `loglikelihood` task, few-shot contexts included.
+pub fn task_single_items(
+    task: &TaskSpec,
+    records: &[source::Record],
+    pick: &[usize],
+) -> Result<Vec<items::SingleItem>> {
+    let f = &task.file;
+    let sgl = f.loglikelihood.as_ref().ok_or_else(|| anyhow::anyhow!("task `{}` is not loglikelihood", f.name))?;
+    let group = f.group_field.as_deref();
+    let t = doc::DocTemplates::new(&[("doc_to_text", &sgl.doc_to_text), ("doc_to_target", &sgl.doc_to_target)])
+        .with_context(|| format!("task file {}", task.path.display()))?;
+    let item_of = |r: &source::Record| items::single_item(r, sgl, &t, group);
+    let mut items: Vec<items::SingleItem> = pick.iter().map(|&i| item_of(&records[i])).collect::<Result<_>>()?;
+    if let Some(fs) = &f.fewshot {
+        let pool = fewshot_pool(task, fs).with_context(|| format!("task file {}: [fewshot]", task.path.display()))?;
+        let pool = pool.as_deref().unwrap_or(records);
+        for (it, &i) in items.iter_mut().zip(pick) {
+            let own = fs.source.is_none().then_some(i);
+            let prefix = fewshot::prefix(fs, pool.len(), own, &mut |j| {
+                let ex = item_of(&pool[j])?;
+                Ok(format!("{}{}", ex.context, ex.target))
+            })
+            .with_context(|| format!("task file {}: [fewshot]", task.path.display()))?;
+            it.context = format!("{prefix}{}", it.context);
+        }
+    }
+    Ok(items)
+}
+
+/// The records few-shot examples come from when `[fewshot]` names its own `source` (relative to
+/// the task file); `None`: the task's own records.
+fn fewshot_pool(task: &TaskSpec, fs: &hone_tasks::tasks::Fewshot) -> Result<Option<Vec<source::Record>>> {
+    match &fs.source {
+        None => Ok(None),
+        Some(src) => {
+            let path = task.path.parent().unwrap_or(Path::new(".")).join(src);
+            source::read_records(&path, None).map(Some)
+        }
+    }
+}
+
 /// Log-likelihoods of `reqs` as `[eval]` says (batch size, shared contexts).
 fn score(
     model: &Llama,

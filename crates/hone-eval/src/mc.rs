@@ -4,7 +4,7 @@
 //! the delimiter not counted). The softmax of the choices' log-likelihoods gives a
 //! confidence, from which the Brier score and the expected calibration error follow.
 
-use crate::items::McItem;
+use crate::items::{McItem, SingleItem};
 use crate::loglik::{LogLik, Request};
 use crate::result::{ChoiceScore, ItemRecord};
 use anyhow::Result;
@@ -33,15 +33,64 @@ pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result
     Ok(Request { context: c, continuation: cont })
 }
 
-/// One request per choice of every item, in item order.
-pub fn requests(tok: &Tokenizer, items: &[McItem]) -> Result<Vec<Request>> {
+/// One request per choice of every item, in item order; with `mutual_info`, then one per choice
+/// without its context (the prefix token alone), in the same order.
+pub fn requests(tok: &Tokenizer, items: &[McItem], mutual_info: bool) -> Result<Vec<Request>> {
+    request_texts(items, mutual_info).iter().map(|(c, x)| encode_pair(tok, c, x)).collect()
+}
+
+/// The (context, continuation) texts of [`requests`], before tokenization: what
+/// lm-evaluation-harness's requests hold.
+pub fn request_texts(items: &[McItem], mutual_info: bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for it in items {
         for c in &it.choices {
-            out.push(encode_pair(tok, &it.context, &format!("{}{c}", it.prefix))?);
+            out.push(match &it.shared_continuation {
+                // Winogrande: the choice completes the context; the continuation is what is scored.
+                Some(cont) => (format!("{}{c}", it.fewshot), format!("{}{cont}", it.prefix)),
+                None => (format!("{}{}", it.fewshot, it.context), format!("{}{c}", it.prefix)),
+            });
         }
     }
-    Ok(out)
+    if mutual_info {
+        for it in items {
+            for c in &it.choices {
+                out.push((String::new(), format!("{}{c}", it.prefix)));
+            }
+        }
+    }
+    out
+}
+
+/// One request per single-target item.
+pub fn single_requests(tok: &Tokenizer, items: &[SingleItem]) -> Result<Vec<Request>> {
+    items.iter().map(|it| encode_pair(tok, &it.context, &it.target)).collect()
+}
+
+/// Item records of single-target items: the target's log-likelihood (as `nll`) and whether every
+/// target token is the model's most likely next token (`correct`).
+pub fn single_records(items: &[SingleItem], lls: &[LogLik]) -> Vec<ItemRecord> {
+    items
+        .iter()
+        .zip(lls)
+        .map(|(it, l)| ItemRecord {
+            id: it.id.clone(),
+            group: it.group.clone(),
+            prompt: it.context.clone(),
+            targets: vec![it.target.clone()],
+            choices: vec![ChoiceScore {
+                text: it.target.clone(),
+                loglik: l.sum,
+                tokens: l.tokens,
+                bytes: it.target.len(),
+                greedy: l.greedy,
+            }],
+            nll: Some(-l.sum),
+            tokens: Some(l.tokens),
+            correct: Some(l.greedy),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// Index of the largest value (the first on ties, as `numpy.argmax`).
@@ -63,14 +112,21 @@ pub fn softmax(v: &[f64]) -> Vec<f64> {
     e.iter().map(|x| x / s).collect()
 }
 
-/// Item records from the choices' log-likelihoods (`lls` in the order of [`requests`]).
+/// Item records from the choices' log-likelihoods (`lls` in the order of [`requests`]; with the
+/// unconditional ones after the others when there are twice as many, for `acc_mutual_info`).
 pub fn records(items: &[McItem], lls: &[LogLik]) -> Vec<ItemRecord> {
+    let n: usize = items.iter().map(|it| it.choices.len()).sum();
+    let unconditional = (lls.len() == 2 * n).then(|| &lls[n..]);
     let mut at = 0;
     items
         .iter()
         .map(|it| {
             let k = it.choices.len();
             let ll = &lls[at..at + k];
+            let mi = unconditional.map(|u| {
+                let gains: Vec<f64> = ll.iter().zip(&u[at..at + k]).map(|(c, u)| c.sum - u.sum).collect();
+                argmax(&gains) == it.gold
+            });
             at += k;
             let sums: Vec<f64> = ll.iter().map(|l| l.sum).collect();
             let per_char: Vec<f64> =
@@ -99,6 +155,7 @@ pub fn records(items: &[McItem], lls: &[LogLik]) -> Vec<ItemRecord> {
                 pred_norm: Some(pred_norm),
                 correct: Some(pred == it.gold),
                 correct_norm: Some(pred_norm == it.gold),
+                correct_mi: mi,
                 ..Default::default()
             }
         })

@@ -49,6 +49,14 @@ pub fn read_records(path: &Path, members: Option<&str>) -> Result<Vec<Record>> {
         let value = serde_json::json!({ "text": text });
         return Ok(vec![Record { file: path.to_path_buf(), loc: Location::File, fallback_id: "0".into(), value }]);
     }
+    if matches!(hone_data::read::Format::resolve("auto", path), Ok(hone_data::read::Format::Parquet)) {
+        let rows = hone_data::read::parquet_rows(path)?;
+        return Ok(rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (loc, value))| Record { file: path.to_path_buf(), loc, fallback_id: i.to_string(), value })
+            .collect());
+    }
     let it = hone_data::read::records(path, "auto", Default::default())?;
     let mut out = Vec::new();
     for (i, r) in it.enumerate() {

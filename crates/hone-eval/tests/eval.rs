@@ -141,6 +141,8 @@ fn acc_and_acc_norm_by_hand() {
         choices: choices.iter().map(|s| s.to_string()).collect(),
         prefix: String::new(),
         gold,
+        fewshot: String::new(),
+        shared_continuation: None,
     };
     // Item a: lls -2 (2 bytes) and -3 (6 bytes): acc picks 0, per byte -1 vs -0.5 picks 1; gold 1.
     // Item b: lls -1 (4 bytes), -4 (1 byte), -0.5 (10 bytes): acc picks 2 (gold), per byte picks 2.

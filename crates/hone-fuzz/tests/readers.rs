@@ -216,6 +216,29 @@ fn readers() -> Vec<Reader> {
             read: Box::new(|p: &Path| hone_tasks::tasks::TaskFile::load(p).map(|_| ()).map_err(err)),
         },
         Reader {
+            name: "task_templates",
+            file_name: "task.toml",
+            seeds: ["hellaswag.toml", "winogrande.toml", "mmlu_continuation.toml", "lambada_openai.toml"]
+                .iter()
+                .map(|f| lm_eval_task_seed(f))
+                .collect(),
+            read: Box::new(|p: &Path| {
+                let t = hone_eval::spec::TaskSpec::load(p).map_err(err)?;
+                let records = t.records().map_err(err)?;
+                let pick: Vec<usize> = (0..records.len()).collect();
+                let built = if t.file.kind == "loglikelihood" {
+                    hone_eval::task_single_items(&t, &records, &pick).map(|_| ())
+                } else {
+                    hone_eval::task_mc_items(&t, &records, &pick).map(|_| ())
+                };
+                // A record that does not fit names the fixture's file; the task file's own faults name it.
+                built.map_err(|e| {
+                    let m = format!("{e:#}");
+                    if m.contains("lm_eval/") { format!("{}: {m}", p.display()) } else { m }
+                })
+            }),
+        },
+        Reader {
             name: "config_toml",
             file_name: "config.toml",
             seeds: vec![hone_data::config::to_commented_toml(&hone_eval::EvalConfig::default()).into_bytes()],
@@ -297,6 +320,25 @@ fn readers() -> Vec<Reader> {
             read: Box::new(move |p: &Path| hone_model::weights::load_model(p, &cfg, &device).map(|_| ()).map_err(err)),
         },
     ]
+}
+
+/// A shipped lm-evaluation-harness task file with its sources pointed at hone-eval's fixtures.
+fn lm_eval_task_seed(file: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixtures = root.join("crates/hone-eval/tests/fixtures/lm_eval");
+    let fixture = match file {
+        "hellaswag.toml" => "hellaswag.jsonl",
+        "winogrande.toml" => "winogrande.jsonl",
+        "lambada_openai.toml" => "lambada.jsonl",
+        _ => "mmlu.jsonl",
+    };
+    let text = std::fs::read_to_string(root.join("tasks").join(file)).unwrap();
+    let mut t: toml::Table = toml::from_str(&text).unwrap();
+    t.insert("source".into(), fixtures.join(fixture).display().to_string().into());
+    if let Some(fs) = t.get_mut("fewshot").and_then(|f| f.as_table_mut()) {
+        fs.insert("source".into(), fixtures.join("mmlu_dev.jsonl").display().to_string().into());
+    }
+    toml::to_string(&t).unwrap().into_bytes()
 }
 
 #[test]

@@ -52,8 +52,15 @@ pub fn defs(kind: &str, headline: &str, scorer: Option<&str>) -> Vec<MetricDef> 
         "multiple_choice" => vec![
             MetricDef::new("acc", Stat::Mean(|r| flag(r.correct))),
             MetricDef::new("acc_norm", Stat::Mean(|r| flag(r.correct_norm))),
+            // Only items scored with `mutual_info` have it; otherwise the metric is left out.
+            MetricDef::new("acc_mutual_info", Stat::Mean(|r| flag(r.correct_mi))),
             MetricDef::new("brier", Stat::Mean(brier)),
             MetricDef::new("ece", Stat::Ece),
+        ],
+        "loglikelihood" => vec![
+            MetricDef::new("acc", Stat::Mean(|r| flag(r.correct))),
+            // exp of the mean negative log-likelihood per item, as lm-evaluation-harness's perplexity.
+            MetricDef::new("perplexity", Stat::Ratio(|r| Some((r.nll?, 1.0)), f64::exp)),
         ],
         "loglikelihood_rolling" => vec![
             MetricDef::new("loss", Stat::Ratio(|r| Some((r.nll?, r.tokens? as f64)), |x| x)),

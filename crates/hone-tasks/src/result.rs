@@ -70,6 +70,10 @@ pub struct ItemRecord {
     pub correct: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correct_norm: Option<bool>,
+    /// Whether the choice whose log-likelihood gains most from the context is the gold one
+    /// (`acc_mutual_info`; multiple-choice tasks with `mutual_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correct_mi: Option<bool>,
     /// The scorer's score in 0..=1 (generate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,

@@ -4,7 +4,7 @@
 //! ```toml
 //! name = "world_known_facts_frequent"     # unique task name
 //! description = "Held-out questions on facts mentioned >= 20 times in the corpus"
-//! kind = "generate"                       # generate | multiple_choice | loglikelihood_rolling
+//! kind = "generate"                       # generate | multiple_choice | loglikelihood | loglikelihood_rolling
 //! source = "known_facts_frequent.jsonl"   # relative to this file
 //! metric = "recall"                       # the headline metric: the mean item score under this name
 //!
@@ -47,6 +47,30 @@
 //! gold_index = 0                      # instead of gold_field: the same gold for every item
 //! ```
 //!
+//! lm-evaluation-harness's own terms, for sets whose prompts need more than a field and a format:
+//!
+//! ```toml
+//! [multiple_choice]
+//! context_field = ""
+//! doc_to_text = "Question: {{question.strip()}}\nAnswer:"   # Jinja over the record
+//! doc_to_choice = "{{choices}}"   # one {{ expression }}: a list
+//! doc_to_target = "{{answer}}"    # an index, or the gold choice's text
+//! multiple_input = false          # true: choices are contexts, doc_to_target the one continuation
+//! mutual_info = false             # true: also `acc_mutual_info`
+//!
+//! [fewshot]                       # multiple_choice and loglikelihood
+//! num = 5
+//! source = "dev.jsonl"            # default: the task's own records (an item is never its own example)
+//! sampler = "first_n"             # or "random" (seeded by `seed`, default 1234)
+//! description = "The following are questions (with answers) about …\n\n"
+//!
+//! kind = "loglikelihood"          # one target per record (LAMBADA)
+//! [loglikelihood]
+//! doc_to_text = "{{text.split(' ')[:-1]|join(' ')}}"
+//! doc_to_target = "{{' '+text.split(' ')[-1]}}"
+//! target_delimiter = ""
+//! ```
+//!
 //! Generate records are `{"id", "prompt", "targets": [...], ...}` plus what the scorer reads (`n`, `keys`,
 //! `candidates`) and descriptive fields (`frequency` = corpus mentions of the fact asked about,
 //! `relation`, `fact`, `tier`, `category`, `event`, `year`). Multiple-choice records are
@@ -84,6 +108,64 @@ pub struct TaskFile {
     pub multiple_choice: Option<MultipleChoice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loglikelihood_rolling: Option<Rolling>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loglikelihood: Option<Single>,
+    /// Examples put before each item's context (lm-evaluation-harness's `num_fewshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fewshot: Option<Fewshot>,
+}
+
+/// Kind `loglikelihood`: one target continuation per record (LAMBADA-style): its log-likelihood and
+/// whether it is the model's greedy continuation (`acc`); `perplexity` is exp of the mean negative
+/// log-likelihood over items, as lm-evaluation-harness reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Single {
+    /// Jinja template over the record giving the context (lm-evaluation-harness's `doc_to_text`).
+    pub doc_to_text: String,
+    /// Jinja template giving the target continuation (`doc_to_target`).
+    pub doc_to_target: String,
+    /// Put between context and target (the harness's `target_delimiter`, default " ").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_delimiter: Option<String>,
+}
+
+/// Few-shot examples: `num` records of `source` (default the task's own), each rendered as its
+/// context + target delimiter + its gold continuation, joined by `delimiter` and put before the
+/// item's context, after `description`, as lm-evaluation-harness builds a few-shot context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fewshot {
+    pub num: usize,
+    /// Records to draw examples from, relative to the task file (default: the task's source; an
+    /// item is then never its own example).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// `first_n` (the first `num` records, as the harness's `first_n` sampler) or `random` (a seeded
+    /// draw per item; hone's own generator, so not the harness's Python draw).
+    #[serde(default)]
+    pub sampler: FewshotSampler,
+    #[serde(default = "default_fewshot_seed")]
+    pub seed: u64,
+    /// Between examples, and between the last example and the item (default "\n\n").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// Put before everything (the harness's `description`).
+    #[serde(default)]
+    pub description: String,
+}
+
+fn default_fewshot_seed() -> u64 {
+    1234
+}
+
+/// How few-shot examples are chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FewshotSampler {
+    #[default]
+    FirstN,
+    Random,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,7 +188,7 @@ pub struct Generate {
     pub targets_field: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultipleChoice {
     /// Field holding the context; empty = no context (each choice is scored as a whole text).
@@ -136,6 +218,25 @@ pub struct MultipleChoice {
     /// The same gold choice for every item, instead of `gold_field`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gold_index: Option<usize>,
+    /// lm-evaluation-harness's `doc_to_text`: a Jinja template over the record giving the context
+    /// (instead of `context_field` / `context_format`). With `multiple_input`, it gives the gold index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc_to_text: Option<String>,
+    /// `doc_to_choice`: `{{ expression }}` giving the list of choices (instead of `choices_field`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc_to_choice: Option<String>,
+    /// `doc_to_target`: a template giving the gold choice's index, or its text (instead of
+    /// `gold_field`); with `multiple_input`, the continuation every choice is followed by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc_to_target: Option<String>,
+    /// The choices are contexts, each scored with the same continuation (Winogrande's partial
+    /// scoring: `doc_to_choice` gives the sentence up to the blank with each option filled in).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multiple_input: bool,
+    /// Also score each choice without the context and report `acc_mutual_info`: the choice whose
+    /// log-likelihood gains most from the context.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mutual_info: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +269,8 @@ impl TaskFile {
             }),
             multiple_choice: None,
             loglikelihood_rolling: None,
+            loglikelihood: None,
+            fewshot: None,
         }
     }
 
@@ -191,8 +294,15 @@ impl TaskFile {
                 choice_prefix: None,
                 choice_fields: Vec::new(),
                 gold_index: None,
+                doc_to_text: None,
+                doc_to_choice: None,
+                doc_to_target: None,
+                multiple_input: false,
+                mutual_info: false,
             }),
             loglikelihood_rolling: None,
+            loglikelihood: None,
+            fewshot: None,
         }
     }
 
@@ -208,6 +318,8 @@ impl TaskFile {
             generate: None,
             multiple_choice: None,
             loglikelihood_rolling: Some(Rolling { text_field: "text".into() }),
+            loglikelihood: None,
+            fewshot: None,
         }
     }
 
@@ -240,13 +352,24 @@ impl TaskFile {
 
     /// Checks that the kind has its section (and only that one) and that the scorer exists.
     pub fn check(&self) -> Result<()> {
-        let sections = [self.generate.is_some(), self.multiple_choice.is_some(), self.loglikelihood_rolling.is_some()];
+        let sections = [
+            self.generate.is_some(),
+            self.multiple_choice.is_some(),
+            self.loglikelihood_rolling.is_some(),
+            self.loglikelihood.is_some(),
+        ];
         let want = match self.kind.as_str() {
-            "generate" => [true, false, false],
-            "multiple_choice" => [false, true, false],
-            "loglikelihood_rolling" => [false, false, true],
-            other => bail!("unknown kind `{other}` (expected generate, multiple_choice or loglikelihood_rolling)"),
+            "generate" => [true, false, false, false],
+            "multiple_choice" => [false, true, false, false],
+            "loglikelihood_rolling" => [false, false, true, false],
+            "loglikelihood" => [false, false, false, true],
+            other => bail!(
+                "unknown kind `{other}` (expected generate, multiple_choice, loglikelihood or loglikelihood_rolling)"
+            ),
         };
+        if self.fewshot.is_some() && !matches!(self.kind.as_str(), "multiple_choice" | "loglikelihood") {
+            bail!("[fewshot] applies to multiple_choice and loglikelihood tasks");
+        }
         if sections != want {
             bail!("kind `{}` needs exactly its own [{}] section", self.kind, self.kind);
         }
@@ -257,11 +380,18 @@ impl TaskFile {
             }
         }
         if let Some(m) = &self.multiple_choice {
-            if m.choices_field.is_empty() == m.choice_fields.is_empty() {
-                bail!("multiple_choice: set exactly one of `choices_field` and `choice_fields`");
+            let choice_ways = [!m.choices_field.is_empty(), !m.choice_fields.is_empty(), m.doc_to_choice.is_some()];
+            if choice_ways.iter().filter(|x| **x).count() != 1 {
+                bail!("multiple_choice: set exactly one of `choices_field`, `choice_fields` and `doc_to_choice`");
             }
-            if m.gold_field.is_empty() == m.gold_index.is_none() {
-                bail!("multiple_choice: set exactly one of `gold_field` and `gold_index`");
+            let gold_ways = [!m.gold_field.is_empty(), m.gold_index.is_some(), m.doc_to_target.is_some()];
+            if !m.multiple_input && gold_ways.iter().filter(|x| **x).count() != 1 {
+                bail!("multiple_choice: set exactly one of `gold_field`, `gold_index` and `doc_to_target`");
+            }
+            if m.multiple_input && (m.doc_to_text.is_none() || m.doc_to_choice.is_none() || m.doc_to_target.is_none()) {
+                bail!(
+                    "multiple_choice.multiple_input needs doc_to_text (the gold index), doc_to_choice and doc_to_target"
+                );
             }
             if let Some(g) = m.gold_index
                 && !m.choice_fields.is_empty()

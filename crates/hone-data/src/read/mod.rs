@@ -115,6 +115,11 @@ pub fn documents(path: &Path, opts: &TextOptions, counter: ByteCounter) -> Resul
     }
 }
 
+/// Every row of a Parquet file as a JSON object (task records from Hugging Face Parquet exports).
+pub fn parquet_rows(path: &Path) -> Result<Vec<(Location, Value)>, DataError> {
+    parquet::json_rows(path)
+}
+
 /// Opens a JSONL / JSON file as a stream of JSON objects (for instruction and preference data).
 pub fn records(path: &Path, format: &str, counter: ByteCounter) -> Result<Records, DataError> {
     match Format::resolve(format, path)? {

@@ -170,3 +170,30 @@ impl Iterator for ParquetDocs {
         }
     }
 }
+
+/// Every row of a Parquet file as a JSON object (nested lists and structs included), for task
+/// records in Hugging Face's Parquet exports (task sets: thousands of rows, collected); a panic of the decoder on
+/// a damaged file becomes an error naming the file.
+pub(super) fn json_rows(path: &Path) -> Result<Vec<(Location, serde_json::Value)>, DataError> {
+    let file = File::open(path).map_err(|e| DataError::io(path, &e))?;
+    let not_parquet = |e: String| {
+        DataError::file(
+            path,
+            format!("not a readable Parquet file: {e}"),
+            "check that the file is complete and is Parquet",
+        )
+    };
+    let reader =
+        guarded(|| SerializedFileReader::new(file)).map_err(not_parquet)?.map_err(|e| not_parquet(e.to_string()))?;
+    let rows = guarded(|| reader.get_row_iter(None)).map_err(not_parquet)?.map_err(|e| not_parquet(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut it = rows;
+    loop {
+        let next = guarded(|| it.next()).map_err(not_parquet)?;
+        let Some(row) = next else { break };
+        let row = row.map_err(|e| not_parquet(e.to_string()))?;
+        let loc = Location::Row { row: out.len() as u64, row_group: 0 };
+        out.push((loc, row.to_json_value()));
+    }
+    Ok(out)
+}
