@@ -66,6 +66,12 @@ for name, rows in records.items():
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
 
+# The HellaSwag records again as Parquet (nested list column), as Hugging Face exports them.
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+pq.write_table(pa.Table.from_pylist(records["hellaswag"]), os.path.join(out, "hellaswag.parquet"))
+
 import lm_eval
 from lm_eval.tasks import TaskManager, get_task_dict
 

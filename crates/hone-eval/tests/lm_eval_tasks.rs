@@ -97,3 +97,9 @@ fn mutual_info_by_hand() {
     // Without the unconditional half, no acc_mutual_info.
     assert_eq!(hone_eval::mc::records(&[item], &[ll(-1.0), ll(-2.0)])[0].correct_mi, None);
 }
+
+/// A Parquet source (Hugging Face's export, with a nested list column) gives the same requests.
+#[test]
+fn parquet_source_renders_as_jsonl() {
+    check(&task("hellaswag.toml", "hellaswag.parquet", None), "hellaswag/0");
+}
