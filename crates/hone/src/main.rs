@@ -44,6 +44,8 @@ enum Cmd {
     /// Write a Hugging Face folder or a GGUF file as a hone checkpoint (every command also opens
     /// them directly with -m/--model).
     Import(cmd::import::ImportArgs),
+    /// Write a model as a Hugging Face folder or a GGUF file (F32, F16, Q8_0) for other tools.
+    Export(cmd::export::ExportArgs),
     /// Evaluate a checkpoint on tasks (loss/bits per byte, multiple choice, generation, the world's
     /// probes), or compare two evaluations for regressions (`--compare A B`).
     Eval(cmd::eval::EvalArgs),
@@ -92,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Sample(a) => cmd::sample::run(a),
         Cmd::Chat(a) => cmd::chat::run(a),
         Cmd::Import(a) => cmd::import::run(a),
+        Cmd::Export(a) => cmd::export::run(a),
         Cmd::Eval(a) => cmd::eval::run(a),
         Cmd::Report(a) => cmd::report::run(a),
         Cmd::Run(a) => cmd::run::run(a),

