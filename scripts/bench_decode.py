@@ -6,9 +6,7 @@ greedy), 2 threads, medians of 3, with peak RSS; each side in its own process.
     pip install llama-cpp-python   # builds llama.cpp
     python scripts/bench_decode.py MODEL.gguf [MORE.gguf ...]
 
-Also checks that llama.cpp tokenizes a few texts as hone does (through `hone tokenizer encode` is
-not needed: the hone side prints nothing about ids, so the texts are compared through llama.cpp's
-detokenisation round trip and hone's GGUF reader in the tests).
+hone runs twice: with f32 weights, and with `--q8` (Q8_0 copies for decoding).
 """
 import json
 import os
@@ -42,7 +40,7 @@ def llama_cpp_side(path):
         llm.eval(prompt(32))
         t = time.time()
         for _ in range(128):
-            tok = max(range(vocab), key=lambda i: 0) if False else int(llm.scores[llm.n_tokens - 1].argmax())
+            tok = int(llm.scores[llm.n_tokens - 1].argmax())
             llm.eval([tok])
         tg.append(128 / (time.time() - t))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -58,15 +56,22 @@ print(open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip("
 flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0]
 print("SIMD:", "avx512f" in flags and "AVX-512" or "avx2" in flags and "AVX2" or "baseline")
 print(f"{'file':44} {'side':10} {'prompt 512 tok/s':>17} {'decode tok/s':>13} {'peak RSS MiB':>13}")
-for path in sys.argv[1:]:
-    h = subprocess.run([BENCH, path], capture_output=True, text=True, check=True).stdout
-    line = [l for l in h.splitlines() if l.startswith("hone ")][0]
+
+
+def hone(path, *flags):
+    h = subprocess.run([BENCH, path, *flags], capture_output=True, text=True, check=True).stdout
+    line = [l for l in h.splitlines() if l.startswith("hone")][0]
     pp = float(line.split("prompt 512: ")[1].split(" ")[0])
     tg = float(line.split("decode 128 after 32: ")[1].split(" ")[0])
     rss = float(line.split("peak RSS ")[1].split(" ")[0])
+    return pp, tg, rss
+
+
+for path in sys.argv[1:]:
     l = json.loads(subprocess.run([sys.executable, __file__, "--llama-cpp", path], capture_output=True, text=True,
                                   check=True).stdout)
     name = os.path.basename(path)
-    print(f"{name:44} {'hone':10} {pp:17.1f} {tg:13.1f} {rss:13.0f}")
+    for side, flags in [("hone", []), ("hone --q8", ["--q8"])]:
+        pp, tg, rss = hone(path, *flags)
+        print(f"{name:44} {side:10} {pp:17.1f} {tg:13.1f} {rss:13.0f}   ({pp / l['pp']:.2f}x, {tg / l['tg']:.2f}x)")
     print(f"{name:44} {'llama.cpp':10} {l['pp']:17.1f} {l['tg']:13.1f} {l['rss_mib']:13.0f}")
-    print(f"{name:44} {'ratio':10} {pp / l['pp']:17.2f} {tg / l['tg']:13.2f}")

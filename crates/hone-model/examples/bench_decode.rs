@@ -4,7 +4,7 @@
 //! 3 rounds, with the CPU model, the SIMD level and peak RSS. `scripts/bench_decode.py` runs it beside
 //! llama.cpp on the same file.
 //!
-//! `cargo run --release -p hone-model --example bench_decode -- MODEL [THREADS]`
+//! `cargo run --release -p hone-model --example bench_decode -- MODEL [--q8]`
 
 use hone_model::burn::tensor::Device;
 use hone_model::llama::ids_tensor;
@@ -30,8 +30,12 @@ fn peak_rss_mib() -> f64 {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).ok_or_else(|| anyhow::anyhow!("usage: bench_decode MODEL"))?;
+    let q8 = args.iter().any(|a| a == "--q8");
     let t = Instant::now();
-    let m = hone_model::load(std::path::Path::new(path), &Device::flex())?;
+    let mut m = hone_model::load(std::path::Path::new(path), &Device::flex())?;
+    if q8 {
+        m.model.quantize_q8()?;
+    }
     let load_s = t.elapsed().as_secs_f64();
     let vocab = m.model.config.vocab_size as u32;
     let prompt = |n: usize| -> Vec<u32> { (0..n as u32).map(|i| 100 + (i * 7919) % (vocab - 200)).collect() };
@@ -64,7 +68,8 @@ fn main() -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     println!(
-        "hone {path}: load {load_s:.1} s, prompt 512: {:.1} tok/s, decode 128 after 32: {:.1} tok/s, peak RSS {:.0} MiB",
+        "hone{} {path}: load {load_s:.1} s, prompt 512: {:.1} tok/s, decode 128 after 32: {:.1} tok/s, peak RSS {:.0} MiB",
+        if q8 { " (q8)" } else { "" },
         median(pp),
         median(tg),
         peak_rss_mib()

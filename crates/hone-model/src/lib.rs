@@ -9,6 +9,7 @@ pub mod fused;
 pub mod import;
 pub mod llama;
 pub mod load;
+pub mod q8;
 pub mod sample;
 pub mod simd;
 pub mod weights;

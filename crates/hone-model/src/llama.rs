@@ -10,6 +10,7 @@
 
 use crate::config::LlamaConfig;
 use crate::fused;
+use crate::q8::QMatrix;
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -211,6 +212,16 @@ pub struct Llama {
     rope_cos: Tensor<2>,
     rope_sin: Tensor<2>,
     device: Device,
+    /// Q8_0 copies of the matrices for decoding ([`Llama::quantize_q8`]); dropped by any update.
+    quant: Option<std::sync::Arc<Q8Weights>>,
+}
+
+/// Q8_0 copies of a model's matrices, per layer `[q, k, v, o, gate, up, down]`, and the output
+/// projection.
+#[derive(Debug)]
+pub struct Q8Weights {
+    layers: Vec<[QMatrix; 7]>,
+    head: QMatrix,
 }
 
 /// A mutable reference to one parameter tensor inside the model.
@@ -275,6 +286,7 @@ impl Llama {
             rope_cos,
             rope_sin,
             device: device.clone(),
+            quant: None,
         };
         for (spec, loc) in layout(config) {
             let v = values(&spec)?;
@@ -289,11 +301,50 @@ impl Llama {
         Ok(model)
     }
 
+    /// Keeps Q8_0 copies of every matrix (llama.cpp's 8-bit blocks), used on the inference path
+    /// for a few rows at a time (decoding: [`crate::q8::MAX_ROWS`]); prompts keep the f32 GEMM.
+    /// Fails on an autodiff device (training updates the f32 weights) or when a width is not a
+    /// multiple of 32.
+    pub fn quantize_q8(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.device.is_autodiff(), "Q8_0 weights are for inference: use to_inference() first");
+        let q = |t: &Tensor<2>| -> anyhow::Result<QMatrix> {
+            let [rows, cols] = t.dims();
+            let data = t.to_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            QMatrix::quantize(&data, rows, cols)
+                .ok_or_else(|| anyhow::anyhow!("a width of {cols} is not a multiple of 32: no Q8_0 blocks"))
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let (a, m) = (&l.self_attn, &l.mlp);
+                Ok([
+                    q(&a.q_proj)?,
+                    q(&a.k_proj)?,
+                    q(&a.v_proj)?,
+                    q(&a.o_proj)?,
+                    q(&m.gate_proj)?,
+                    q(&m.up_proj)?,
+                    q(&m.down_proj)?,
+                ])
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let head = q(self.lm_head.as_ref().unwrap_or(&self.embed_tokens))?;
+        self.quant = Some(std::sync::Arc::new(Q8Weights { layers, head }));
+        Ok(())
+    }
+
+    /// Whether [`Llama::quantize_q8`] copies are in use.
+    pub fn is_q8(&self) -> bool {
+        self.quant.is_some()
+    }
+
     /// A copy off the autodiff graph, for evaluation and sampling (records nothing).
     pub fn to_inference(&self) -> Llama {
         let mut m = self.clone();
         m.device = self.device.clone().without_autodiff();
         m.update_params(|_, p| Ok(p)).expect("same parameters back");
+        m.quant = self.quant.clone();
         m.rope_cos = m.rope_cos.without_autodiff();
         m.rope_sin = m.rope_sin.without_autodiff();
         m
@@ -353,6 +404,8 @@ impl Llama {
         mut f: impl FnMut(&ParamSpec, Param) -> anyhow::Result<Param>,
     ) -> anyhow::Result<()> {
         let device = self.device.clone();
+        // Quantised copies would describe the old weights.
+        self.quant = None;
         for (spec, loc) in layout(&self.config) {
             let spec = &spec;
             match self.slot(loc) {
@@ -409,7 +462,7 @@ impl Llama {
 
     /// The output projection (tied or not): `[batch, seq, hidden]` → `[batch, seq, vocab]`.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        linear(hidden, self.lm_head.as_ref().unwrap_or(&self.embed_tokens))
+        qlinear(hidden, self.lm_head.as_ref().unwrap_or(&self.embed_tokens), self.quant.as_ref().map(|q| &q.head))
     }
 
     fn run_layers(&self, ids: Tensor<2, Int>, layout: &Layout, mut cache: Option<&mut KvCache>) -> Tensor<3> {
@@ -449,9 +502,10 @@ impl Llama {
         for (l, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.layers[l]);
             let h = rms_norm(x.clone(), &layer.input_layernorm, c.rms_norm_eps);
-            x = x + layer.self_attn.forward(h, &cos, &sin, mask, layout.plain_causal, c, kv);
+            let q8 = self.quant.as_ref().map(|q| &q.layers[l]);
+            x = x + layer.self_attn.forward(h, &cos, &sin, mask, layout.plain_causal, c, kv, q8);
             let h = rms_norm(x.clone(), &layer.post_attention_layernorm, c.rms_norm_eps);
-            x = x + layer.mlp.forward(h);
+            x = x + layer.mlp.forward(h, q8);
         }
         rms_norm(x, &self.norm, c.rms_norm_eps)
     }
@@ -600,15 +654,17 @@ impl Attention {
         plain_causal: bool,
         c: &LlamaConfig,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        q8: Option<&[QMatrix; 7]>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
+        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| qlinear(x, w, q8.map(|q| &q[i]));
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         if plain_causal && cache.is_none() && fused::active(&x.device()) {
             // The projections' own layout [batch, seq, heads, head_dim]: no transposes on this path.
             let split = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]);
-            let mut q = split(linear(x.clone(), &self.q_proj), nh);
-            let mut k = split(linear(x.clone(), &self.k_proj), nkv);
-            let v = split(linear(x, &self.v_proj), nkv);
+            let mut q = split(lin(x.clone(), &self.q_proj, 0), nh);
+            let mut k = split(lin(x.clone(), &self.k_proj, 1), nkv);
+            let v = split(lin(x, &self.v_proj, 2), nkv);
             if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
                 q = rms_norm(q, qn, c.rms_norm_eps);
                 k = rms_norm(k, kn, c.rms_norm_eps);
@@ -617,12 +673,12 @@ impl Attention {
             let (cos, sin) = (cos.clone().reshape([s, hd]), sin.clone().reshape([s, hd]));
             let (q, k) = (fused::rope(q, &cos, &sin), fused::rope(k, &cos, &sin));
             let out = fused::causal_attention(q, k, v, 1.0 / (hd as f64).sqrt()); // [b, s, nh, hd]
-            return linear(out.reshape([b, s, nh * hd]), &self.o_proj);
+            return lin(out.reshape([b, s, nh * hd]), &self.o_proj, 3);
         }
         let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2); // [batch, n, seq, head_dim]
-        let mut q = heads(linear(x.clone(), &self.q_proj), nh);
-        let mut k = heads(linear(x.clone(), &self.k_proj), nkv);
-        let mut v = heads(linear(x, &self.v_proj), nkv);
+        let mut q = heads(lin(x.clone(), &self.q_proj, 0), nh);
+        let mut k = heads(lin(x.clone(), &self.k_proj, 1), nkv);
+        let mut v = heads(lin(x, &self.v_proj, 2), nkv);
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = rms_norm(q, qn, c.rms_norm_eps);
             k = rms_norm(k, kn, c.rms_norm_eps);
@@ -637,15 +693,31 @@ impl Attention {
             *slot = Some((k.clone(), v.clone()));
         }
         let out = fused::masked_attention(q, k, v, mask.clone(), 1.0 / (hd as f64).sqrt()); // [b, nh, seq, head_dim]
-        linear(out.swap_dims(1, 2).reshape([b, s, nh * hd]), &self.o_proj)
+        lin(out.swap_dims(1, 2).reshape([b, s, nh * hd]), &self.o_proj, 3)
     }
 }
 
 impl Mlp {
     /// SwiGLU: `down(silu(gate(x)) * up(x))`, `[batch, seq, hidden]` → same.
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let g = linear(x.clone(), &self.gate_proj); // [batch, seq, intermediate]
-        linear(fused::swiglu(g, linear(x, &self.up_proj)), &self.down_proj)
+    fn forward(&self, x: Tensor<3>, q8: Option<&[QMatrix; 7]>) -> Tensor<3> {
+        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| qlinear(x, w, q8.map(|q| &q[i]));
+        let g = lin(x.clone(), &self.gate_proj, 4); // [batch, seq, intermediate]
+        lin(fused::swiglu(g, lin(x, &self.up_proj, 5)), &self.down_proj, 6)
+    }
+}
+
+/// [`linear`], through the Q8_0 copy `q` when there is one and the activations are a few rows
+/// (decoding); `x: [batch, seq, in]` → `[batch, seq, out]`.
+fn qlinear(x: Tensor<3>, w: &Tensor<2>, q: Option<&QMatrix>) -> Tensor<3> {
+    let [b, s, k] = x.dims();
+    match q {
+        Some(q) if b * s <= crate::q8::MAX_ROWS => {
+            let device = x.device();
+            let data = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("activations are f32");
+            debug_assert_eq!(k, q.cols);
+            constant(q.matmul(&data, b * s), [b, s, q.rows], &device)
+        }
+        _ => linear(x, w),
     }
 }
 

@@ -96,6 +96,14 @@ pub fn next_token_distribution(logits: &[f32], history: &[u32], cfg: &SampleConf
             }
         }
     }
+    if cfg.temperature == 0.0 {
+        // Greedy: the most likely token, the lower id on ties; no sort of the whole vocabulary.
+        let best = (0..l.len()).filter(|&i| l[i].is_finite()).fold(None, |b: Option<usize>, i| match b {
+            Some(j) if l[j] >= l[i] => Some(j),
+            _ => Some(i),
+        });
+        return best.map(|i| vec![(i as u32, 1.0)]).unwrap_or_default();
+    }
     let mut order: Vec<u32> = (0..l.len() as u32).filter(|&i| l[i as usize].is_finite()).collect();
     // Ties keep the lower id first, so greedy decoding is deterministic.
     order.sort_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]).then(a.cmp(&b)));
