@@ -3,6 +3,7 @@
 //! trained checkpoint or importing a Hugging Face folder or GGUF file, and the sampler.
 
 pub mod config;
+pub mod decode;
 pub mod device;
 pub mod export;
 pub mod fused;

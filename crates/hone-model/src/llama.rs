@@ -224,6 +224,16 @@ pub struct Q8Weights {
     head: QMatrix,
 }
 
+impl Q8Weights {
+    pub fn layers(&self) -> &[[QMatrix; 7]] {
+        &self.layers
+    }
+
+    pub fn head(&self) -> &QMatrix {
+        &self.head
+    }
+}
+
 /// A mutable reference to one parameter tensor inside the model.
 enum Slot<'a> {
     V(&'a mut Tensor<1>),
@@ -337,6 +347,16 @@ impl Llama {
     /// Whether [`Llama::quantize_q8`] copies are in use.
     pub fn is_q8(&self) -> bool {
         self.quant.is_some()
+    }
+
+    /// The Q8_0 copies, when there are some.
+    pub fn q8_weights(&self) -> Option<std::sync::Arc<Q8Weights>> {
+        self.quant.clone()
+    }
+
+    /// The rotary tables `[max_positions, head_dim]` (cos, sin).
+    pub fn rope_tables(&self) -> (Tensor<2>, Tensor<2>) {
+        (self.rope_cos.clone(), self.rope_sin.clone())
     }
 
     /// A copy off the autodiff graph, for evaluation and sampling (records nothing).
@@ -531,6 +551,11 @@ impl KvCache {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Each layer's keys and values `[batch, kv_heads, len, head_dim]` (layers not yet run left out).
+    pub fn layer_tensors(&self) -> Vec<(Tensor<4>, Tensor<4>)> {
+        self.layers.iter().flatten().cloned().collect()
     }
 
     /// A cache whose row `i` is row `rows[i]` of this one (rows may repeat): one prefix computed once

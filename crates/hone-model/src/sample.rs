@@ -277,6 +277,13 @@ pub fn generate(
         model.forward_cached(ids_tensor(&seq, b, len, &device), &Layout::left_padded(&pad, len, &device), &mut cache),
         vocab,
     )?;
+    let mut host = match (b, cfg.use_cache, crate::decode::HostDecoder::new(model)) {
+        (1, true, Some(dec)) => {
+            let hc = dec.cache_from(&cache);
+            Some((dec, hc))
+        }
+        _ => None,
+    };
     for step in 0..max_new {
         let mut next = vec![pad_id; b];
         for (i, row) in rows.iter_mut().enumerate() {
@@ -320,6 +327,12 @@ pub fn generate(
         }
         if rows.iter().all(|r| r.finish.is_some()) {
             break;
+        }
+        // One sequence with Q8_0 weights: the host decoder continues the prompt's cache.
+        if let Some((dec, hc)) = host.as_mut() {
+            len += 1;
+            logits = dec.step(next[0], hc);
+            continue;
         }
         // Rows already finished are fed padding; their outputs are ignored.
         let step_ids = ids_tensor(&next, b, 1, &device);

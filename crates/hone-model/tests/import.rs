@@ -472,3 +472,35 @@ fn q8_close(m: &hone_model::LoadedModel, reference: &serde_json::Value) {
     let g = hone_model::generate(&q.model, &q.tokenizer, &[ids], &cfg, &mut |_, _| {}).unwrap();
     assert_eq!(g[0].text.trim(), chat["answer"].as_str().unwrap().trim());
 }
+
+/// The host decoder continues the model's KV cache with the same logits as the model's own cached
+/// step (both through the Q8_0 products), for plain and QK-norm models alike.
+#[test]
+fn host_decoder_matches_the_cached_forward() {
+    let d = Device::flex();
+    for qk_norm in [false, true] {
+        let mut cfg = config(false, None, None);
+        cfg.qk_norm = qk_norm;
+        let mut model = Llama::init(&cfg, 11, &d).unwrap();
+        model.quantize_q8().unwrap();
+        let dec = hone_model::decode::HostDecoder::new(&model).unwrap();
+        let ids: Vec<u32> = (0..9).map(|i| (i * 53 % 300) as u32).collect();
+        let mut cache = hone_model::KvCache::new();
+        let pre = hone_model::Layout::left_padded(&[0], 6, &d);
+        let _ = model.hidden_cached(ids_tensor(&ids[..6], 1, 6, &d), &pre, &mut cache);
+        let mut hc = dec.cache_from(&cache);
+        for (i, &t) in ids[6..].iter().enumerate() {
+            let step = hone_model::Layout::left_padded_step(&[0], 6 + i, 1, &d);
+            let want: Vec<f32> = model
+                .forward_cached(ids_tensor(&[t], 1, 1, &d), &step, &mut cache)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap();
+            let got = dec.step(t, &mut hc);
+            let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let diff = got.iter().zip(&want).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(diff <= 1e-4 * scale, "qk_norm {qk_norm}, step {i}: {diff} (scale {scale})");
+        }
+    }
+}
