@@ -11,6 +11,10 @@ use hone_model::llama::ids_tensor;
 use hone_model::{SampleConfig, generate};
 use std::time::Instant;
 
+/// The allocator the `hone` binary uses, so the figures are the command's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]

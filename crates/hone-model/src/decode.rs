@@ -8,6 +8,7 @@
 
 use crate::config::LlamaConfig;
 use crate::llama::{KvCache, Llama, Q8Weights};
+use crate::q8::QMatrix;
 use crate::simd_fn;
 use burn::tensor::Tensor;
 use std::sync::Arc;
@@ -47,6 +48,10 @@ pub struct HostDecoder {
     post_norms: Vec<Vec<f32>>,
     q_norms: Vec<Option<(Vec<f32>, Vec<f32>)>>,
     norm: Vec<f32>,
+    /// Per layer, the query, key and value projections stacked, and the gate and up projections:
+    /// each one product over the same input (fewer parallel regions per token, each larger).
+    qkv: Vec<QMatrix>,
+    gate_up: Vec<QMatrix>,
     /// `[max_positions, head_dim]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -75,9 +80,13 @@ impl HostDecoder {
     pub fn new(model: &Llama) -> Option<HostDecoder> {
         let q8 = model.q8_weights()?;
         let (cos, sin) = model.rope_tables();
+        let qkv = q8.layers().iter().map(|m| QMatrix::stack(&[&m[0], &m[1], &m[2]])).collect();
+        let gate_up = q8.layers().iter().map(|m| QMatrix::stack(&[&m[4], &m[5]])).collect();
         Some(HostDecoder {
             cfg: model.config.clone(),
             q8,
+            qkv,
+            gate_up,
             input_norms: model.layers.iter().map(|l| host1(&l.input_layernorm)).collect(),
             post_norms: model.layers.iter().map(|l| host1(&l.post_attention_layernorm)).collect(),
             q_norms: model
@@ -147,9 +156,11 @@ impl HostDecoder {
         for (l, m) in self.q8.layers().iter().enumerate() {
             let mut h = x.clone();
             rms_norm(&mut h, &self.input_norms[l], c.rms_norm_eps);
-            let mut q = m[0].matmul(&h, 1);
-            let mut k = m[1].matmul(&h, 1);
-            let v = m[2].matmul(&h, 1);
+            let qkv = self.qkv[l].matmul(&h, 1);
+            let (nq, nk) = (m[0].rows, m[1].rows);
+            let mut q = qkv[..nq].to_vec();
+            let mut k = qkv[nq..nq + nk].to_vec();
+            let v = &qkv[nq + nk..];
             for hq in 0..nh {
                 let qh = &mut q[hq * hd..(hq + 1) * hd];
                 if let Some((qn, _)) = &self.q_norms[l] {
@@ -165,7 +176,7 @@ impl HostDecoder {
                 self.rope(kh, pos);
             }
             cache.k[l].extend_from_slice(&k);
-            cache.v[l].extend_from_slice(&v);
+            cache.v[l].extend_from_slice(v);
             let (ks, vs) = (&cache.k[l], &cache.v[l]);
             let len = pos + 1;
             let mut out = vec![0f32; nh * hd];
@@ -195,9 +206,9 @@ impl HostDecoder {
             }
             let mut h = x.clone();
             rms_norm(&mut h, &self.post_norms[l], c.rms_norm_eps);
-            let g = m[4].matmul(&h, 1);
-            let u = m[5].matmul(&h, 1);
-            let a: Vec<f32> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+            let gu = self.gate_up[l].matmul(&h, 1);
+            let (g, u) = gu.split_at(m[4].rows);
+            let a: Vec<f32> = g.iter().zip(u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
             for (x, d) in x.iter_mut().zip(m[6].matmul(&a, 1)) {
                 *x += d;
             }

@@ -14,6 +14,9 @@ pub const BLOCK: usize = 32;
 /// loaded weight across rows, is faster.
 pub const MAX_ROWS: usize = 4;
 
+/// Products (rows × cols × activation rows) from which a product is split across threads.
+const PARALLEL_MIN: usize = 1 << 22;
+
 /// A `[rows, cols]` matrix in Q8_0 blocks along each row (`cols` a multiple of 32).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QMatrix {
@@ -89,22 +92,25 @@ impl QMatrix {
         let mut out = vec![0f32; n * self.rows];
         // Rows of W in one chunk per thread (a token's matrices are small: more, smaller tasks spent
         // more time in the scheduler than in the products); each output row of every activation row.
-        let chunk = self.rows.div_ceil(rayon::current_num_threads()).max(1);
-        let parts: Vec<(usize, Vec<f32>)> = (0..self.rows.div_ceil(chunk))
-            .into_par_iter()
-            .map(|c| {
-                let (r0, r1) = (c * chunk, ((c + 1) * chunk).min(self.rows));
-                let mut v = Vec::with_capacity((r1 - r0) * n);
-                for a in 0..n {
-                    let (aq, ad) = (&xq[a * self.cols..(a + 1) * self.cols], &xd[a * bpr..(a + 1) * bpr]);
-                    for r in r0..r1 {
-                        let (wq, wd) = (&self.q[r * self.cols..(r + 1) * self.cols], &self.d[r * bpr..(r + 1) * bpr]);
-                        v.push(dot_row(wq, wd, aq, ad));
-                    }
+        // Below a few million products a second thread costs more in waking and waiting than it
+        // saves (measured on 2 cores: SmolLM2's layer matrices decoded faster on one thread, its
+        // 28M-weight output projection faster on two).
+        let threads = if n * self.rows * self.cols < PARALLEL_MIN { 1 } else { rayon::current_num_threads() };
+        let chunk = self.rows.div_ceil(threads).max(1);
+        let run = |c: usize| {
+            let (r0, r1) = (c * chunk, ((c + 1) * chunk).min(self.rows));
+            let mut v = Vec::with_capacity((r1 - r0) * n);
+            for a in 0..n {
+                let (aq, ad) = (&xq[a * self.cols..(a + 1) * self.cols], &xd[a * bpr..(a + 1) * bpr]);
+                for r in r0..r1 {
+                    let (wq, wd) = (&self.q[r * self.cols..(r + 1) * self.cols], &self.d[r * bpr..(r + 1) * bpr]);
+                    v.push(dot_row(wq, wd, aq, ad));
                 }
-                (r0, v)
-            })
-            .collect();
+            }
+            (r0, v)
+        };
+        let parts: Vec<(usize, Vec<f32>)> =
+            if threads == 1 { vec![run(0)] } else { (0..self.rows.div_ceil(chunk)).into_par_iter().map(run).collect() };
         for (r0, v) in parts {
             let len = v.len() / n;
             for a in 0..n {
@@ -112,6 +118,19 @@ impl QMatrix {
             }
         }
         out
+    }
+
+    /// The matrices stacked by rows (all of one width): one product instead of several over the
+    /// same input (a layer's query, key and value projections).
+    pub fn stack(parts: &[&QMatrix]) -> QMatrix {
+        let cols = parts[0].cols;
+        assert!(parts.iter().all(|p| p.cols == cols), "stacked Q8_0 matrices differ in width");
+        QMatrix {
+            rows: parts.iter().map(|p| p.rows).sum(),
+            cols,
+            d: parts.iter().flat_map(|p| p.d.iter().copied()).collect(),
+            q: parts.iter().flat_map(|p| p.q.iter().copied()).collect(),
+        }
     }
 
     /// The dequantised matrix (for tests and comparisons).
