@@ -105,13 +105,10 @@ pub fn next_token_distribution(logits: &[f32], history: &[u32], cfg: &SampleConf
         return best.map(|i| vec![(i as u32, 1.0)]).unwrap_or_default();
     }
     let mut order: Vec<u32> = (0..l.len() as u32).filter(|&i| l[i as usize].is_finite()).collect();
-    // Ties keep the lower id first, so greedy decoding is deterministic.
+    // Ties keep the lower id first, so draws are deterministic.
     order.sort_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]).then(a.cmp(&b)));
     if order.is_empty() {
         return Vec::new();
-    }
-    if cfg.temperature == 0.0 {
-        return vec![(order[0], 1.0)];
     }
     let top = l[order[0] as usize];
     let mut p: Vec<(u32, f64)> = order.iter().map(|&i| (i, ((l[i as usize] - top) / cfg.temperature).exp())).collect();

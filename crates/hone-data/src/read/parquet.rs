@@ -25,17 +25,21 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-pub(super) fn documents(path: &Path, column: &str, counter: ByteCounter) -> Result<Documents, DataError> {
+fn not_parquet(path: &Path, e: String) -> DataError {
+    DataError::file(path, format!("not a readable Parquet file: {e}"), "check that the file is complete and is Parquet")
+}
+
+/// Opens `path` as Parquet (a decoder panic on a damaged footer becomes an error naming the file).
+fn open(path: &Path) -> Result<SerializedFileReader<File>, DataError> {
     let file = File::open(path).map_err(|e| DataError::io(path, &e))?;
-    let not_parquet = |e: String| {
-        DataError::file(
-            path,
-            format!("not a readable Parquet file: {e}"),
-            "check that the file is complete and is Parquet",
-        )
-    };
-    let reader =
-        guarded(|| SerializedFileReader::new(file)).map_err(not_parquet)?.map_err(|e| not_parquet(e.to_string()))?;
+    guarded(|| SerializedFileReader::new(file))
+        .map_err(|e| not_parquet(path, e))?
+        .map_err(|e| not_parquet(path, e.to_string()))
+}
+
+pub(super) fn documents(path: &Path, column: &str, counter: ByteCounter) -> Result<Documents, DataError> {
+    let reader = open(path)?;
+    let not_parquet = |e: String| not_parquet(path, e);
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
     let Some(col) = names.iter().position(|n| n == column) else {
@@ -172,19 +176,11 @@ impl Iterator for ParquetDocs {
 }
 
 /// Every row of a Parquet file as a JSON object (nested lists and structs included), for task
-/// records in Hugging Face's Parquet exports (task sets: thousands of rows, collected); a panic of the decoder on
-/// a damaged file becomes an error naming the file.
+/// records in Hugging Face's Parquet exports (task sets: thousands of rows, collected); a panic of
+/// the decoder on a damaged file becomes an error naming the file.
 pub(super) fn json_rows(path: &Path) -> Result<Vec<(Location, serde_json::Value)>, DataError> {
-    let file = File::open(path).map_err(|e| DataError::io(path, &e))?;
-    let not_parquet = |e: String| {
-        DataError::file(
-            path,
-            format!("not a readable Parquet file: {e}"),
-            "check that the file is complete and is Parquet",
-        )
-    };
-    let reader =
-        guarded(|| SerializedFileReader::new(file)).map_err(not_parquet)?.map_err(|e| not_parquet(e.to_string()))?;
+    let reader = open(path)?;
+    let not_parquet = |e: String| not_parquet(path, e);
     let rows = guarded(|| reader.get_row_iter(None)).map_err(not_parquet)?.map_err(|e| not_parquet(e.to_string()))?;
     let mut out = Vec::new();
     let mut it = rows;
