@@ -39,7 +39,6 @@ fn open(path: &Path) -> Result<SerializedFileReader<File>, DataError> {
 
 pub(super) fn documents(path: &Path, column: &str, counter: ByteCounter) -> Result<Documents, DataError> {
     let reader = open(path)?;
-    let not_parquet = |e: String| not_parquet(path, e);
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
     let Some(col) = names.iter().position(|n| n == column) else {
