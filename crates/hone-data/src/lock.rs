@@ -83,6 +83,13 @@ impl Drop for RunLock {
 
 /// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time (the civil-from-days conversion of the proleptic
 /// Gregorian calendar).
+/// Now as RFC 3339 in UTC, `2026-12-02T16:12:23Z` (for records people and tools read back).
+pub fn rfc3339_now() -> String {
+    let s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let u = utc(s);
+    format!("{}T{}Z", &u[..10], &u[11..19])
+}
+
 pub(crate) fn utc(secs: u64) -> String {
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;

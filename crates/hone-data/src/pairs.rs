@@ -37,11 +37,25 @@ impl Pair {
     }
 }
 
-/// Reads every record of `paths` as a pair; bad records are counted and dropped under `skip_invalid`.
+/// `label`s of judgements that prefer neither answer (written by `hone serve`'s grade view).
+pub const NO_PREFERENCE: [&str; 2] = ["tie", "both_bad"];
+
+/// Whether a record is a judgement that prefers neither answer.
+pub fn states_no_preference(v: &Value) -> bool {
+    v.get("label").and_then(Value::as_str).is_some_and(|l| NO_PREFERENCE.contains(&l))
+}
+
+/// Reads every record of `paths` as a pair; bad records are counted and dropped under
+/// `skip_invalid`; judgements that prefer neither answer (`label` tie / both_bad) are counted in
+/// `set_aside`.
 pub fn read_pairs(paths: &[PathBuf], format: &str, skip_invalid: bool) -> Result<Loaded<Pair>, DataError> {
     let mut out = Loaded::default();
     for path in paths {
         for r in records(path, format, ByteCounter::default())? {
+            if matches!(&r, Ok((_, v)) if states_no_preference(v)) {
+                out.set_aside += 1;
+                continue;
+            }
             let parsed = r.and_then(|(loc, v)| {
                 let (prompt, chosen, rejected) = parse_pair(path, &loc, &v)?;
                 Ok(Pair { prompt, chosen, rejected, file: path.clone(), loc })

@@ -66,11 +66,14 @@ pub struct Loaded<T> {
     pub skipped: usize,
     /// The first few skip reasons, to print.
     pub skip_examples: Vec<String>,
+    /// Well-formed records that state no preference (a person's tie or "both bad" judgement), kept
+    /// in the file and counted, not trained on.
+    pub set_aside: usize,
 }
 
 impl<T> Default for Loaded<T> {
     fn default() -> Self {
-        Self { items: Vec::new(), skipped: 0, skip_examples: Vec::new() }
+        Self { items: Vec::new(), skipped: 0, skip_examples: Vec::new(), set_aside: 0 }
     }
 }
 

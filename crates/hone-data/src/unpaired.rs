@@ -55,6 +55,10 @@ pub fn read_unpaired(paths: &[PathBuf], format: &str, skip_invalid: bool) -> Res
     let mut out = Loaded::default();
     for path in paths {
         for r in records(path, format, ByteCounter::default())? {
+            if matches!(&r, Ok((_, v)) if crate::pairs::states_no_preference(v)) {
+                out.set_aside += 1;
+                continue;
+            }
             let parsed = r.and_then(|(loc, v)| Ok((parse_unpaired(path, &loc, &v)?, loc)));
             match parsed {
                 Ok((examples, loc)) => out.items.extend(examples.into_iter().map(|(prompt, completion, label)| {
@@ -73,7 +77,9 @@ pub fn parse_unpaired(file: &Path, loc: &Location, v: &Value) -> Result<Vec<Judg
     let has = |k: &str| v.get(k).is_some();
     // `completion` or `label` alone already says the record means to be unpaired, so a missing partner
     // field is reported as such rather than as an unknown format.
-    let (examples, paired) = if has("completion") || has("label") {
+    // A judgement from the grade view is a pair with a text `label` (which answer won).
+    let judgement = has("chosen") && has("rejected") && v.get("label").is_some_and(Value::is_string);
+    let (examples, paired) = if !judgement && (has("completion") || has("label")) {
         let label_err = |msg: String| {
             DataError::record(
                 file,

@@ -1,37 +1,17 @@
-//! Batch-1 decoding on the host with Q8_0 weights: one token through every layer in plain loops
-//! (RMSNorm, the Q8_0 matrix products of [`crate::q8`], RoPE, attention over a host KV cache,
-//! SwiGLU), with no tensor operations between the products. Decoding one token is a few hundred
-//! small operations; through burn each costs more in dispatch and allocation than in arithmetic
-//! (a profile of `--q8` decoding spent more time scheduling than multiplying). The prompt is still
-//! processed by the model's batched forward pass, whose KV cache this continues; tests check the
-//! two paths against each other.
+//! Batch-1 decoding on the host: one token through every layer in plain loops (RMSNorm, the
+//! matrix-vector products of [`crate::hostmat`] on the model's own f32 weights or on its Q8_0
+//! copies, RoPE, attention over a host KV cache, SwiGLU), with no tensor operations between the
+//! products. Decoding one token is a few hundred small operations; through burn each costs more in
+//! dispatch and allocation than in arithmetic (a profile of decoding spent more time scheduling than
+//! multiplying). The prompt is still processed by the model's batched forward pass, whose KV cache
+//! this continues; tests check the two paths against each other.
 
 use crate::config::LlamaConfig;
-use crate::llama::{KvCache, Llama, Q8Weights};
+use crate::hostmat::{F32Matrix, HostMatrix, dot};
+use crate::llama::{KvCache, Llama};
 use crate::q8::QMatrix;
-use crate::simd_fn;
 use burn::tensor::Tensor;
 use std::sync::Arc;
-
-simd_fn! {
-    /// `Σ a·b` over two equal-length slices, in 8 partial sums.
-    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (a, b) = (&a[..n], &b[..n]);
-        let mut acc = [0f32; 8];
-        let chunks = n / 8;
-        for c in 0..chunks {
-            for j in 0..8 {
-                acc[j] += a[c * 8 + j] * b[c * 8 + j];
-            }
-        }
-        let mut s: f32 = acc.iter().sum();
-        for i in chunks * 8..n {
-            s += a[i] * b[i];
-        }
-        s
-    }
-}
 
 /// The host-side state of one sequence: its keys and values per layer, `[len, kv_heads · head_dim]`.
 pub struct HostCache {
@@ -40,22 +20,45 @@ pub struct HostCache {
     len: usize,
 }
 
-/// What decoding needs beyond the Q8_0 matrices: norms, rotary tables, the embedding.
+impl HostCache {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// One layer's matrices: the query, key and value projections as one matrix and the gate and up
+/// projections as another (each one product over the same input: fewer parallel regions per
+/// token, each larger), the output and down projections.
+struct LayerMats {
+    qkv: HostMatrix,
+    o: HostMatrix,
+    gate_up: HostMatrix,
+    down: HostMatrix,
+    /// Rows of the query and key projections, and of the gate projection.
+    nq: usize,
+    nk: usize,
+    ngate: usize,
+}
+
+/// Everything batch-1 decoding reads: the matrices, norms, rotary tables, the embedding.
 pub struct HostDecoder {
     cfg: LlamaConfig,
-    q8: Arc<Q8Weights>,
+    layers: Vec<LayerMats>,
+    head: HostMatrix,
     input_norms: Vec<Vec<f32>>,
     post_norms: Vec<Vec<f32>>,
     q_norms: Vec<Option<(Vec<f32>, Vec<f32>)>>,
     norm: Vec<f32>,
-    /// Per layer, the query, key and value projections stacked, and the gate and up projections:
-    /// each one product over the same input (fewer parallel regions per token, each larger).
-    qkv: Vec<QMatrix>,
-    gate_up: Vec<QMatrix>,
     /// `[max_positions, head_dim]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
-    embed: Tensor<2>,
+    /// `[vocab, hidden]`, read in place.
+    embed: F32Matrix,
 }
 
 fn host1(t: &Tensor<1>) -> Vec<f32> {
@@ -76,17 +79,54 @@ fn rms_norm(x: &mut [f32], w: &[f32], eps: f64) {
 }
 
 impl HostDecoder {
-    /// The decoder of `model`, which must have Q8_0 copies ([`Llama::quantize_q8`]).
+    /// The decoder of `model`: its Q8_0 copies when it has some ([`Llama::quantize_q8`]), otherwise
+    /// its f32 weights read in place. `None` unless the model lives on Flex without autodiff.
     pub fn new(model: &Llama) -> Option<HostDecoder> {
-        let q8 = model.q8_weights()?;
+        let embed = F32Matrix::of(&[&model.embed_tokens])?;
+        let (layers, head) = match model.q8_weights() {
+            Some(q8) => {
+                let q = |m: &Arc<QMatrix>| HostMatrix::Q8(m.clone());
+                let layers = q8
+                    .layers()
+                    .iter()
+                    .map(|m| LayerMats {
+                        qkv: HostMatrix::Q8(Arc::new(QMatrix::stack(&[&m[0], &m[1], &m[2]]))),
+                        o: q(&m[3]),
+                        gate_up: HostMatrix::Q8(Arc::new(QMatrix::stack(&[&m[4], &m[5]]))),
+                        down: q(&m[6]),
+                        nq: m[0].rows,
+                        nk: m[1].rows,
+                        ngate: m[4].rows,
+                    })
+                    .collect();
+                (layers, q(q8.head()))
+            }
+            None => {
+                let f = |ts: &[&Tensor<2>]| F32Matrix::of(ts).map(HostMatrix::F32);
+                let layers = model
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        let (a, m) = (&l.self_attn, &l.mlp);
+                        Some(LayerMats {
+                            qkv: f(&[&a.q_proj, &a.k_proj, &a.v_proj])?,
+                            o: f(&[&a.o_proj])?,
+                            gate_up: f(&[&m.gate_proj, &m.up_proj])?,
+                            down: f(&[&m.down_proj])?,
+                            nq: a.q_proj.dims()[0],
+                            nk: a.k_proj.dims()[0],
+                            ngate: m.gate_proj.dims()[0],
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                (layers, f(&[model.lm_head.as_ref().unwrap_or(&model.embed_tokens)])?)
+            }
+        };
         let (cos, sin) = model.rope_tables();
-        let qkv = q8.layers().iter().map(|m| QMatrix::stack(&[&m[0], &m[1], &m[2]])).collect();
-        let gate_up = q8.layers().iter().map(|m| QMatrix::stack(&[&m[4], &m[5]])).collect();
         Some(HostDecoder {
             cfg: model.config.clone(),
-            q8,
-            qkv,
-            gate_up,
+            layers,
+            head,
             input_norms: model.layers.iter().map(|l| host1(&l.input_layernorm)).collect(),
             post_norms: model.layers.iter().map(|l| host1(&l.post_attention_layernorm)).collect(),
             q_norms: model
@@ -100,7 +140,7 @@ impl HostDecoder {
             norm: host1(&model.norm),
             cos: host2(&cos),
             sin: host2(&sin),
-            embed: model.embed_tokens.clone(),
+            embed,
         })
     }
 
@@ -143,78 +183,114 @@ impl HostDecoder {
 
     /// Logits `[vocab]` of `token` at the next position of `cache`, which it extends.
     pub fn step(&self, token: u32, cache: &mut HostCache) -> Vec<f32> {
+        self.step_batch(&[token], &mut [cache])
+    }
+
+    /// One token for each of several independent sequences (each at its own position in its own
+    /// cache): logits `[n, vocab]`. The matrix products run once over all `n` rows (each weight read
+    /// once per step, not once per sequence: what makes serving several clients at a time cheaper
+    /// than serving them in turn); attention runs per sequence over its own cache.
+    pub fn step_batch(&self, tokens: &[u32], caches: &mut [&mut HostCache]) -> Vec<f32> {
+        let c = &self.cfg;
+        let n = tokens.len();
+        assert_eq!(n, caches.len(), "one cache per token");
+        let (nh, hd) = (c.num_attention_heads, c.head_dim());
+        let hidden = c.hidden_size;
+        // [n, hidden]
+        let mut x = Vec::with_capacity(n * hidden);
+        for &t in tokens {
+            assert!((t as usize) < self.embed.rows, "token {t} is past the vocabulary");
+            x.extend_from_slice(self.embed.row(t as usize));
+        }
+        for (l, m) in self.layers.iter().enumerate() {
+            let mut h = x.clone();
+            for h in h.chunks_mut(hidden) {
+                rms_norm(h, &self.input_norms[l], c.rms_norm_eps);
+            }
+            let qkv = m.qkv.matmul(&h, n); // [n, (heads + 2 kv_heads) · head_dim]
+            let width = m.qkv.rows();
+            let mut out = vec![0f32; n * nh * hd]; // [n, heads · head_dim]
+            for (r, cache) in caches.iter_mut().enumerate() {
+                let row = &qkv[r * width..(r + 1) * width];
+                self.attend(l, m, row, cache, &mut out[r * nh * hd..(r + 1) * nh * hd]);
+            }
+            for (x, a) in x.iter_mut().zip(m.o.matmul(&out, n)) {
+                *x += a;
+            }
+            let mut h = x.clone();
+            for h in h.chunks_mut(hidden) {
+                rms_norm(h, &self.post_norms[l], c.rms_norm_eps);
+            }
+            let gu = m.gate_up.matmul(&h, n); // [n, 2 · intermediate]
+            let a: Vec<f32> = gu
+                .chunks(2 * m.ngate)
+                .flat_map(|r| {
+                    let (g, u) = r.split_at(m.ngate);
+                    g.iter().zip(u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect::<Vec<_>>()
+                })
+                .collect();
+            for (x, d) in x.iter_mut().zip(m.down.matmul(&a, n)) {
+                *x += d;
+            }
+        }
+        for (x, cache) in x.chunks_mut(hidden).zip(caches.iter_mut()) {
+            cache.len += 1;
+            rms_norm(x, &self.norm, c.rms_norm_eps);
+        }
+        self.head.matmul(&x, n)
+    }
+
+    /// Attention of one sequence's new position: RoPE (and QK-norm) on its query and key, the key
+    /// and value appended to layer `l` of `cache`, the heads' outputs written to `out: [heads · head_dim]`.
+    fn attend(&self, l: usize, m: &LayerMats, qkv: &[f32], cache: &mut HostCache, out: &mut [f32]) {
         let c = &self.cfg;
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         let group = nh / nkv;
         let pos = cache.len;
-        let idx = Tensor::<1, burn::tensor::Int>::from_data(
-            burn::tensor::TensorData::new(vec![token as i64], [1]),
-            &self.embed.device(),
-        );
-        let mut x = host2(&self.embed.clone().select(0, idx));
         let scale = 1.0 / (hd as f32).sqrt();
-        for (l, m) in self.q8.layers().iter().enumerate() {
-            let mut h = x.clone();
-            rms_norm(&mut h, &self.input_norms[l], c.rms_norm_eps);
-            let qkv = self.qkv[l].matmul(&h, 1);
-            let (nq, nk) = (m[0].rows, m[1].rows);
-            let mut q = qkv[..nq].to_vec();
-            let mut k = qkv[nq..nq + nk].to_vec();
-            let v = &qkv[nq + nk..];
-            for hq in 0..nh {
-                let qh = &mut q[hq * hd..(hq + 1) * hd];
-                if let Some((qn, _)) = &self.q_norms[l] {
-                    rms_norm(qh, qn, c.rms_norm_eps);
-                }
-                self.rope(qh, pos);
+        let (nq, nk) = (m.nq, m.nk);
+        let mut q = qkv[..nq].to_vec();
+        let mut k = qkv[nq..nq + nk].to_vec();
+        let v = &qkv[nq + nk..];
+        for hq in 0..nh {
+            let qh = &mut q[hq * hd..(hq + 1) * hd];
+            if let Some((qn, _)) = &self.q_norms[l] {
+                rms_norm(qh, qn, c.rms_norm_eps);
             }
-            for hk in 0..nkv {
-                let kh = &mut k[hk * hd..(hk + 1) * hd];
-                if let Some((_, kn)) = &self.q_norms[l] {
-                    rms_norm(kh, kn, c.rms_norm_eps);
-                }
-                self.rope(kh, pos);
+            self.rope(qh, pos);
+        }
+        for hk in 0..nkv {
+            let kh = &mut k[hk * hd..(hk + 1) * hd];
+            if let Some((_, kn)) = &self.q_norms[l] {
+                rms_norm(kh, kn, c.rms_norm_eps);
             }
-            cache.k[l].extend_from_slice(&k);
-            cache.v[l].extend_from_slice(v);
-            let (ks, vs) = (&cache.k[l], &cache.v[l]);
-            let len = pos + 1;
-            let mut out = vec![0f32; nh * hd];
-            let mut scores = vec![0f32; len];
-            for hq in 0..nh {
-                let kvh = hq / group;
-                let qh = &q[hq * hd..(hq + 1) * hd];
-                for (t, s) in scores.iter_mut().enumerate() {
-                    *s = dot(qh, &ks[(t * nkv + kvh) * hd..(t * nkv + kvh + 1) * hd]) * scale;
-                }
-                let top = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut z = 0f32;
-                for s in scores.iter_mut() {
-                    *s = (*s - top).exp();
-                    z += *s;
-                }
-                let o = &mut out[hq * hd..(hq + 1) * hd];
-                for (t, s) in scores.iter().enumerate() {
-                    let p = s / z;
-                    for (o, v) in o.iter_mut().zip(&vs[(t * nkv + kvh) * hd..(t * nkv + kvh + 1) * hd]) {
-                        *o += p * v;
-                    }
-                }
+            self.rope(kh, pos);
+        }
+        cache.k[l].extend_from_slice(&k);
+        cache.v[l].extend_from_slice(v);
+        let (ks, vs) = (&cache.k[l], &cache.v[l]);
+        let len = pos + 1;
+        let mut scores = vec![0f32; len];
+        for hq in 0..nh {
+            let kvh = hq / group;
+            let qh = &q[hq * hd..(hq + 1) * hd];
+            for (t, s) in scores.iter_mut().enumerate() {
+                *s = dot(qh, &ks[(t * nkv + kvh) * hd..(t * nkv + kvh + 1) * hd]) * scale;
             }
-            for (x, a) in x.iter_mut().zip(m[3].matmul(&out, 1)) {
-                *x += a;
+            let top = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut z = 0f32;
+            for s in scores.iter_mut() {
+                *s = (*s - top).exp();
+                z += *s;
             }
-            let mut h = x.clone();
-            rms_norm(&mut h, &self.post_norms[l], c.rms_norm_eps);
-            let gu = self.gate_up[l].matmul(&h, 1);
-            let (g, u) = gu.split_at(m[4].rows);
-            let a: Vec<f32> = g.iter().zip(u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-            for (x, d) in x.iter_mut().zip(m[6].matmul(&a, 1)) {
-                *x += d;
+            let o = &mut out[hq * hd..(hq + 1) * hd];
+            o.fill(0.0);
+            for (t, s) in scores.iter().enumerate() {
+                let p = s / z;
+                for (o, v) in o.iter_mut().zip(&vs[(t * nkv + kvh) * hd..(t * nkv + kvh + 1) * hd]) {
+                    *o += p * v;
+                }
             }
         }
-        cache.len += 1;
-        rms_norm(&mut x, &self.norm, c.rms_norm_eps);
-        self.q8.head().matmul(&x, 1)
     }
 }

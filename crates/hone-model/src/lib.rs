@@ -7,6 +7,7 @@ pub mod decode;
 pub mod device;
 pub mod export;
 pub mod fused;
+pub mod hostmat;
 pub mod import;
 pub mod llama;
 pub mod load;

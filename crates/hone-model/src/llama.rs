@@ -14,6 +14,7 @@ use crate::q8::QMatrix;
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
 
 /// What a parameter is, for optimizers that treat kinds differently (no weight decay on norms and
 /// embeddings; Muon only for hidden matrices).
@@ -220,16 +221,16 @@ pub struct Llama {
 /// projection.
 #[derive(Debug)]
 pub struct Q8Weights {
-    layers: Vec<[QMatrix; 7]>,
-    head: QMatrix,
+    layers: Vec<[Arc<QMatrix>; 7]>,
+    head: Arc<QMatrix>,
 }
 
 impl Q8Weights {
-    pub fn layers(&self) -> &[[QMatrix; 7]] {
+    pub fn layers(&self) -> &[[Arc<QMatrix>; 7]] {
         &self.layers
     }
 
-    pub fn head(&self) -> &QMatrix {
+    pub fn head(&self) -> &Arc<QMatrix> {
         &self.head
     }
 }
@@ -317,10 +318,11 @@ impl Llama {
     /// multiple of 32.
     pub fn quantize_q8(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.device.is_autodiff(), "Q8_0 weights are for inference: use to_inference() first");
-        let q = |t: &Tensor<2>| -> anyhow::Result<QMatrix> {
+        let q = |t: &Tensor<2>| -> anyhow::Result<Arc<QMatrix>> {
             let [rows, cols] = t.dims();
             let data = t.to_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
             QMatrix::quantize(&data, rows, cols)
+                .map(Arc::new)
                 .ok_or_else(|| anyhow::anyhow!("a width of {cols} is not a multiple of 32: no Q8_0 blocks"))
         };
         let layers = self
@@ -482,7 +484,7 @@ impl Llama {
 
     /// The output projection (tied or not): `[batch, seq, hidden]` → `[batch, seq, vocab]`.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        qlinear(hidden, self.lm_head.as_ref().unwrap_or(&self.embed_tokens), self.quant.as_ref().map(|q| &q.head))
+        qlinear(hidden, self.lm_head.as_ref().unwrap_or(&self.embed_tokens), self.quant.as_ref().map(|q| &*q.head))
     }
 
     fn run_layers(&self, ids: Tensor<2, Int>, layout: &Layout, mut cache: Option<&mut KvCache>) -> Tensor<3> {
@@ -679,10 +681,10 @@ impl Attention {
         plain_causal: bool,
         c: &LlamaConfig,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
-        q8: Option<&[QMatrix; 7]>,
+        q8: Option<&[Arc<QMatrix>; 7]>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
-        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| qlinear(x, w, q8.map(|q| &q[i]));
+        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| qlinear(x, w, q8.map(|q| &*q[i]));
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         if plain_causal && cache.is_none() && fused::active(&x.device()) {
             // The projections' own layout [batch, seq, heads, head_dim]: no transposes on this path.
@@ -724,8 +726,8 @@ impl Attention {
 
 impl Mlp {
     /// SwiGLU: `down(silu(gate(x)) * up(x))`, `[batch, seq, hidden]` → same.
-    fn forward(&self, x: Tensor<3>, q8: Option<&[QMatrix; 7]>) -> Tensor<3> {
-        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| qlinear(x, w, q8.map(|q| &q[i]));
+    fn forward(&self, x: Tensor<3>, q8: Option<&[Arc<QMatrix>; 7]>) -> Tensor<3> {
+        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| qlinear(x, w, q8.map(|q| &*q[i]));
         let g = lin(x.clone(), &self.gate_proj, 4); // [batch, seq, intermediate]
         lin(fused::swiglu(g, lin(x, &self.up_proj, 5)), &self.down_proj, 6)
     }

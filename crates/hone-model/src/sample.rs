@@ -204,17 +204,82 @@ impl Utf8Stream {
     }
 }
 
-/// Per-row state while generating.
-struct Row {
+/// One sequence being decoded: its sampling stream, the tokens so far, and the text that is final.
+/// [`generate`] keeps one per row; the server keeps one per request in its running batch.
+pub struct Decoding {
     rng: ChaCha8Rng,
     history: Vec<u32>,
-    tokens: Vec<u32>,
+    pub tokens: Vec<u32>,
     utf8: Utf8Stream,
     /// Complete text so far.
-    text: String,
-    /// Bytes of `text` already streamed.
+    pub text: String,
+    /// Bytes of `text` already handed out by [`Decoding::accept`].
     emitted: usize,
-    finish: Option<Finish>,
+    pub finish: Option<Finish>,
+}
+
+impl Decoding {
+    /// Decoding after `prompt`, drawing from ChaCha8 stream `(seed, stream)`.
+    pub fn new(prompt: &[u32], seed: u64, stream: u64) -> Decoding {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        Decoding {
+            rng,
+            history: prompt.to_vec(),
+            tokens: Vec::new(),
+            utf8: Utf8Stream::default(),
+            text: String::new(),
+            emitted: 0,
+            finish: None,
+        }
+    }
+
+    /// Draws the next token from `logits` (special tokens masked before `min_new_tokens`).
+    pub fn choose(&mut self, logits: &mut [f32], cfg: &SampleConfig, specials: &[u32]) -> anyhow::Result<u32> {
+        if self.tokens.len() < cfg.min_new_tokens {
+            for &t in specials {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let dist = next_token_distribution(logits, &self.history, cfg);
+        anyhow::ensure!(!dist.is_empty(), "the model produced no finite logit (a diverged checkpoint?)");
+        Ok(if dist.len() == 1 { dist[0].0 } else { draw(&dist, &mut self.rng) })
+    }
+
+    /// Takes token `t`: ends at a special token, a stop string or when `last`; returns the text that
+    /// became final (complete characters, never a part that might grow into a stop string).
+    pub fn accept(&mut self, t: u32, tok: &Tokenizer, cfg: &SampleConfig, last: bool) -> &str {
+        let from = self.emitted;
+        self.tokens.push(t);
+        self.history.push(t);
+        if tok.special_ids.contains(&t) {
+            self.finish = Some(Finish::EndOfTurn);
+        } else {
+            let piece = self.utf8.push(&tok.token_bytes(t));
+            self.text.push_str(&piece);
+            if let Some(cut) = find_stop(&self.text, &cfg.stop) {
+                self.text.truncate(cut);
+                self.finish = Some(Finish::Stop);
+            }
+        }
+        if self.finish.is_none() && last {
+            self.finish = Some(Finish::Length);
+        }
+        if self.finish.is_some() && self.finish != Some(Finish::Stop) {
+            let rest = self.utf8.finish();
+            self.text.push_str(&rest);
+        }
+        let upto = if self.finish.is_some() { self.text.len() } else { safe_end(&self.text, &cfg.stop) };
+        self.emitted = upto.max(from);
+        &self.text[from..self.emitted]
+    }
+
+    /// The finished generation.
+    pub fn generation(self) -> Generation {
+        Generation { tokens: self.tokens, text: self.text, finish: self.finish.unwrap_or(Finish::Length) }
+    }
 }
 
 /// Generates one completion per prompt; see the module header. `on_text(i, piece)` receives row
@@ -244,23 +309,8 @@ pub fn generate(
     let pad_id = tok.pad_id;
     let b = prompts.len();
     let pad: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
-    let mut rows: Vec<Row> = prompts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-            rng.set_stream(i as u64);
-            Row {
-                rng,
-                history: p.clone(),
-                tokens: Vec::new(),
-                utf8: Utf8Stream::default(),
-                text: String::new(),
-                emitted: 0,
-                finish: None,
-            }
-        })
-        .collect();
+    let mut rows: Vec<Decoding> =
+        prompts.iter().enumerate().map(|(i, p)| Decoding::new(p, cfg.seed, i as u64)).collect();
     // [batch, longest]: prompts left-padded
     let mut seq: Vec<u32> = Vec::with_capacity(b * (longest + max_new));
     for (p, &n) in prompts.iter().zip(&pad) {
@@ -287,39 +337,11 @@ pub fn generate(
             if row.finish.is_some() {
                 continue;
             }
-            let row_logits = &mut logits[i * vocab..(i + 1) * vocab];
-            if row.tokens.len() < cfg.min_new_tokens {
-                for &t in specials {
-                    row_logits[t as usize] = f32::NEG_INFINITY;
-                }
-            }
-            let dist = next_token_distribution(row_logits, &row.history, cfg);
-            anyhow::ensure!(!dist.is_empty(), "the model produced no finite logit (a diverged checkpoint?)");
-            let t = if dist.len() == 1 { dist[0].0 } else { draw(&dist, &mut row.rng) };
+            let t = row.choose(&mut logits[i * vocab..(i + 1) * vocab], cfg, specials)?;
             next[i] = t;
-            row.tokens.push(t);
-            row.history.push(t);
-            if specials.contains(&t) {
-                row.finish = Some(Finish::EndOfTurn);
-            } else {
-                let piece = row.utf8.push(&tok.token_bytes(t));
-                row.text.push_str(&piece);
-                if let Some(cut) = find_stop(&row.text, &cfg.stop) {
-                    row.text.truncate(cut);
-                    row.finish = Some(Finish::Stop);
-                }
-            }
-            if row.finish.is_none() && step + 1 == max_new {
-                row.finish = Some(Finish::Length);
-            }
-            if row.finish.is_some() && row.finish != Some(Finish::Stop) {
-                let rest = row.utf8.finish();
-                row.text.push_str(&rest);
-            }
-            let upto = if row.finish.is_some() { row.text.len() } else { safe_end(&row.text, &cfg.stop) };
-            if upto > row.emitted {
-                on_text(i, &row.text[row.emitted..upto]);
-                row.emitted = upto;
+            let piece = row.accept(t, tok, cfg, step + 1 == max_new);
+            if !piece.is_empty() {
+                on_text(i, piece);
             }
         }
         if rows.iter().all(|r| r.finish.is_some()) {
@@ -347,10 +369,7 @@ pub fn generate(
         len += 1;
         logits = last_logits(out, vocab)?;
     }
-    Ok(rows
-        .into_iter()
-        .map(|r| Generation { tokens: r.tokens, text: r.text, finish: r.finish.unwrap_or(Finish::Length) })
-        .collect())
+    Ok(rows.into_iter().map(Decoding::generation).collect())
 }
 
 /// The logits of each row's last position as one flat host vector `[batch * vocab]`.

@@ -474,15 +474,19 @@ fn q8_close(m: &hone_model::LoadedModel, reference: &serde_json::Value) {
 }
 
 /// The host decoder continues the model's KV cache with the same logits as the model's own cached
-/// step (both through the Q8_0 products), for plain and QK-norm models alike.
+/// step (both on the f32 weights, or both through the Q8_0 products), for plain and QK-norm models,
+/// tied and untied heads alike.
 #[test]
 fn host_decoder_matches_the_cached_forward() {
     let d = Device::flex();
-    for qk_norm in [false, true] {
+    for (qk_norm, tied, q8) in [(false, true, false), (true, false, false), (false, true, true), (true, true, true)] {
         let mut cfg = config(false, None, None);
         cfg.qk_norm = qk_norm;
+        cfg.tie_word_embeddings = tied;
         let mut model = Llama::init(&cfg, 11, &d).unwrap();
-        model.quantize_q8().unwrap();
+        if q8 {
+            model.quantize_q8().unwrap();
+        }
         let dec = hone_model::decode::HostDecoder::new(&model).unwrap();
         let ids: Vec<u32> = (0..9).map(|i| (i * 53 % 300) as u32).collect();
         let mut cache = hone_model::KvCache::new();
@@ -500,7 +504,47 @@ fn host_decoder_matches_the_cached_forward() {
             let got = dec.step(t, &mut hc);
             let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
             let diff = got.iter().zip(&want).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            assert!(diff <= 1e-4 * scale, "qk_norm {qk_norm}, step {i}: {diff} (scale {scale})");
+            assert!(diff <= 1e-4 * scale, "qk_norm {qk_norm}, q8 {q8}, step {i}: {diff} (scale {scale})");
+        }
+    }
+}
+
+/// A batched host step over sequences at different positions gives each sequence the logits of its
+/// own single step (f32 and Q8_0 weights).
+#[test]
+fn batched_host_steps_match_single_steps() {
+    let d = Device::flex();
+    for q8 in [false, true] {
+        let mut model = Llama::init(&config(true, None, None), 5, &d).unwrap();
+        if q8 {
+            model.quantize_q8().unwrap();
+        }
+        let dec = hone_model::decode::HostDecoder::new(&model).unwrap();
+        let prompts: [&[u32]; 3] = [&[3, 9, 27], &[200], &[7, 7, 7, 7, 7, 1]];
+        let caches = || -> Vec<hone_model::decode::HostCache> {
+            prompts
+                .iter()
+                .map(|p| {
+                    let mut cache = hone_model::KvCache::new();
+                    let pre = hone_model::Layout::left_padded(&[0], p.len(), &d);
+                    let _ = model.hidden_cached(ids_tensor(p, 1, p.len(), &d), &pre, &mut cache);
+                    dec.cache_from(&cache)
+                })
+                .collect()
+        };
+        let (mut single, mut batched) = (caches(), caches());
+        for step in 0..4u32 {
+            let tokens: Vec<u32> = (0..3).map(|i| (step * 31 + i * 17) % 300).collect();
+            let mut refs: Vec<&mut hone_model::decode::HostCache> = batched.iter_mut().collect();
+            let got = dec.step_batch(&tokens, &mut refs);
+            let vocab = got.len() / 3;
+            for (i, c) in single.iter_mut().enumerate() {
+                let want = dec.step(tokens[i], c);
+                let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let diff =
+                    want.iter().zip(&got[i * vocab..(i + 1) * vocab]).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(diff <= 1e-5 * scale, "q8 {q8}, step {step}, row {i}: {diff} (scale {scale})");
+            }
         }
     }
 }

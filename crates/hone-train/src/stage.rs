@@ -361,6 +361,8 @@ pub struct DataCuts<'a> {
     /// Records cut to `max_len`, and records dropped for having no target token left.
     pub truncated: usize,
     pub dropped: usize,
+    /// Judgements that prefer neither answer (a person's tie or "both bad"), counted and not used.
+    pub set_aside: usize,
 }
 
 impl DataCuts<'_> {
@@ -373,6 +375,10 @@ impl DataCuts<'_> {
             let ex: Vec<&str> = self.skip_examples.iter().take(3).map(String::as_str).collect();
             let (n, p) = (self.skipped, pct(self.skipped));
             lines.push(format!("{stage}: {n} bad records ({p:.1}%) skipped, e.g. {}", ex.join("; ")));
+        }
+        if self.set_aside > 0 {
+            let (n, p) = (self.set_aside, pct(self.set_aside));
+            lines.push(format!("{stage}: {n} judgements ({p:.1}%) prefer neither answer (tie, both bad): set aside"));
         }
         if self.truncated > 0 {
             let (n, unit, len, p) = (self.truncated, self.unit, self.max_len, pct(self.truncated));

@@ -9,6 +9,7 @@ use hone_data::tokenizer::TokenizerConfig;
 use hone_data::{config_root, config_section};
 use hone_eval::EvalConfig;
 use hone_model::{ModelConfig, SampleConfig};
+use hone_serve::ServeConfig;
 use hone_train::{OptimConfig, StageSections};
 use hone_world::WorldConfig;
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ config_root! {
         sample: SampleConfig,
         eval: EvalConfig,
         pipeline: PipelineConfig,
+        serve: ServeConfig,
         // One section per registered training stage (`hone_train::stages`), under the stage's name.
         ..stages: StageSections,
     }

@@ -51,6 +51,9 @@ enum Cmd {
     Eval(cmd::eval::EvalArgs),
     /// Write the stage report of a run: what each stage changed, side by side.
     Report(cmd::report::ReportArgs),
+    /// Serve a run's stages and other models over an OpenAI-compatible API, with a web app to chat
+    /// with them, compare them side by side and grade their answers.
+    Serve(cmd::serve::ServeArgs),
     /// Run the whole pipeline: world, tokenizer, data, the training stages of `pipeline.stages`,
     /// evaluation after every policy stage, and the report. Reruns reuse finished steps; Ctrl-C
     /// stops, rerun resumes.
@@ -98,6 +101,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Eval(a) => cmd::eval::run(a),
         Cmd::Report(a) => cmd::report::run(a),
         Cmd::Run(a) => cmd::run::run(a),
+        Cmd::Serve(a) => cmd::serve::run(a),
     };
     exit(result)
 }

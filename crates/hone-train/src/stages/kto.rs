@@ -418,11 +418,12 @@ fn run_kto(cfg: &KtoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         unit: "examples",
         target: "reply",
         max_len,
-        records: train.items.len() + val.items.len() + train.skipped + val.skipped,
+        records: train.items.len() + val.items.len() + train.skipped + val.skipped + train.set_aside + val.set_aside,
         skipped: train.skipped + val.skipped,
         skip_examples: train.skip_examples.iter().chain(&val.skip_examples).cloned().collect(),
         truncated: data.truncated,
         dropped: data.dropped,
+        set_aside: train.set_aside + val.set_aside,
     }
     .notes("kto", head);
     let notes = stage::print_notes(notes);

@@ -262,6 +262,7 @@ fn run_sft(cfg: &SftConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         skip_examples: loaded.skip_examples.iter().chain(&held_skips).cloned().collect(),
         truncated: data.truncated,
         dropped: data.dropped,
+        set_aside: 0,
     }
     .notes("sft", head);
     let notes = stage::print_notes(notes);

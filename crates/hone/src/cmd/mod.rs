@@ -8,6 +8,7 @@ pub mod import;
 pub mod report;
 pub mod run;
 pub mod sample;
+pub mod serve;
 pub mod stage;
 pub mod tokenizer;
 pub mod world;

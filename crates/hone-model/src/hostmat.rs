@@ -1,0 +1,267 @@
+//! The weight matrices of batch-1 host decoding ([`crate::decode`]): f32 rows read in place from
+//! the model's own tensors, or Q8_0 blocks ([`crate::q8`]). Decoding one token multiplies one
+//! activation row by every matrix, so it is bound by reading the weights: the f32 form shares the
+//! model's storage (no second copy of a 135M model's 540 MB) and streams each row once through a
+//! SIMD dot product.
+
+use crate::q8::QMatrix;
+use burn::backend::flex::FlexTensor;
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Products (rows × cols) from which an f32 matrix-vector product is split across threads. One
+/// core does not saturate memory bandwidth: on the 2-core machine SmolLM2's f32 layer matrices
+/// (0.3-0.9M weights) decoded faster on two threads, unlike the Q8_0 ones (a quarter of the bytes).
+const F32_PARALLEL_MIN: usize = 1 << 17;
+
+/// Lanes of [`dot`]'s partial sums: two AVX-512 registers or four AVX2 ones, enough independent
+/// chains to keep the multiply-adds busy while the weights stream in.
+const LANES: usize = 32;
+
+/// `Σ a·b` over two equal-length slices in [`LANES`] partial sums, summed pairwise at the end. The
+/// same additions in the same order at every SIMD level (multiply, then add: no fused multiply-add),
+/// so every level gives the same bits. Written with intrinsics: compiled from a plain loop, the
+/// vectoriser chose two-lane loads and decoding ran at half of memory speed.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_at(crate::simd::level(), a, b)
+}
+
+/// [`dot`] at `level` (or the highest level below it that the CPU has).
+pub fn dot_at(level: crate::simd::SimdLevel, a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let body = n - n % LANES;
+    let mut acc = [0f32; LANES];
+    match level.clamp_to_cpu() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: clamp_to_cpu returned this level, so the CPU has its features.
+        crate::simd::SimdLevel::Avx512 => unsafe { x86::lanes_avx512(&a[..body], &b[..body], &mut acc) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        crate::simd::SimdLevel::Avx2 => unsafe { x86::lanes_avx2(&a[..body], &b[..body], &mut acc) },
+        _ => {
+            for (x, y) in a[..body].chunks_exact(LANES).zip(b[..body].chunks_exact(LANES)) {
+                for j in 0..LANES {
+                    acc[j] += x[j] * y[j];
+                }
+            }
+        }
+    }
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for j in 0..w {
+            acc[j] += acc[j + w];
+        }
+    }
+    acc[0] + a[body..].iter().zip(&b[body..]).map(|(x, y)| x * y).sum::<f32>()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::LANES;
+    use std::arch::x86_64::*;
+
+    /// `acc[j] += Σ_c a[c·32 + j] · b[c·32 + j]`; `a.len() == b.len()`, a multiple of 32.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn lanes_avx512(a: &[f32], b: &[f32], acc: &mut [f32; LANES]) {
+        // SAFETY: every load reads 16 floats inside a 32-float block of the slices.
+        unsafe {
+            let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            for c in 0..a.len() / LANES {
+                let (pa, pb) = (a.as_ptr().add(c * LANES), b.as_ptr().add(c * LANES));
+                s0 = _mm512_add_ps(s0, _mm512_mul_ps(_mm512_loadu_ps(pa), _mm512_loadu_ps(pb)));
+                s1 = _mm512_add_ps(s1, _mm512_mul_ps(_mm512_loadu_ps(pa.add(16)), _mm512_loadu_ps(pb.add(16))));
+            }
+            _mm512_storeu_ps(acc.as_mut_ptr(), s0);
+            _mm512_storeu_ps(acc.as_mut_ptr().add(16), s1);
+        }
+    }
+
+    /// As [`lanes_avx512`], in four 8-lane registers.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn lanes_avx2(a: &[f32], b: &[f32], acc: &mut [f32; LANES]) {
+        // SAFETY: every load reads 8 floats inside a 32-float block of the slices.
+        unsafe {
+            let mut s = [_mm256_setzero_ps(); 4];
+            for c in 0..a.len() / LANES {
+                let (pa, pb) = (a.as_ptr().add(c * LANES), b.as_ptr().add(c * LANES));
+                for (k, s) in s.iter_mut().enumerate() {
+                    *s = _mm256_add_ps(
+                        *s,
+                        _mm256_mul_ps(_mm256_loadu_ps(pa.add(8 * k)), _mm256_loadu_ps(pb.add(8 * k))),
+                    );
+                }
+            }
+            for (k, s) in s.iter().enumerate() {
+                _mm256_storeu_ps(acc.as_mut_ptr().add(8 * k), *s);
+            }
+        }
+    }
+}
+
+/// The f32 storage of a tensor on the Flex backend (shared, not copied); `None` on other backends
+/// or under autodiff.
+fn flex_storage(t: &Tensor<2>) -> Option<FlexTensor> {
+    use burn::backend::{BackendTensor, DispatchTensorKind};
+    match t.clone().into_dispatch().kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(f)) => Some(crate::fused::host_contiguous(f)),
+        _ => None,
+    }
+}
+
+/// A `[rows, cols]` matrix made of row blocks of the model's f32 tensors (a layer's query, key and
+/// value projections read as one matrix without stacking them into a copy).
+pub struct F32Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    parts: Vec<FlexTensor>,
+}
+
+impl F32Matrix {
+    /// The tensors (all `[_, cols]`) as one matrix; `None` unless they live on Flex without autodiff.
+    pub fn of(tensors: &[&Tensor<2>]) -> Option<F32Matrix> {
+        let cols = tensors.first()?.dims()[1];
+        let parts = tensors.iter().map(|t| flex_storage(t)).collect::<Option<Vec<_>>>()?;
+        if tensors.iter().any(|t| t.dims()[1] != cols) {
+            return None;
+        }
+        Some(F32Matrix { rows: tensors.iter().map(|t| t.dims()[0]).sum(), cols, parts })
+    }
+
+    /// Row `r` of the matrix.
+    pub fn row(&self, mut r: usize) -> &[f32] {
+        for p in &self.parts {
+            let v = crate::fused::host_values(p);
+            let n = v.len() / self.cols;
+            if r < n {
+                return &v[r * self.cols..(r + 1) * self.cols];
+            }
+            r -= n;
+        }
+        panic!("row {r} past the matrix's end")
+    }
+
+    /// `W · x` for one activation row `x: [cols]` → `[rows]`.
+    pub fn matvec(&self, x: &[f32]) -> Vec<f32> {
+        assert_eq!(x.len(), self.cols, "f32 matvec: x is not [cols]");
+        let mut out = vec![0f32; self.rows];
+        let mut at = 0;
+        for p in &self.parts {
+            let w = crate::fused::host_values(p);
+            let n = w.len() / self.cols;
+            let dst = &mut out[at..at + n];
+            if n * self.cols < F32_PARALLEL_MIN {
+                for (o, row) in dst.iter_mut().zip(w.chunks_exact(self.cols)) {
+                    *o = dot(row, x);
+                }
+            } else {
+                // One block of rows per thread: more, smaller tasks cost more in scheduling.
+                let chunk = n.div_ceil(rayon::current_num_threads()).max(1);
+                dst.par_chunks_mut(chunk).zip(w.par_chunks(chunk * self.cols)).for_each(|(o, w)| {
+                    for (o, row) in o.iter_mut().zip(w.chunks_exact(self.cols)) {
+                        *o = dot(row, x);
+                    }
+                });
+            }
+            at += n;
+        }
+        out
+    }
+}
+
+impl F32Matrix {
+    /// `x · Wᵀ` for `n` activation rows `x: [n, cols]` → `[n, rows]`: one GEMM per part.
+    pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
+        assert_eq!(x.len(), n * self.cols, "f32 matmul: x is not [n, cols]");
+        let mut out = vec![0f32; n * self.rows];
+        let mut at = 0;
+        for p in &self.parts {
+            let w = crate::fused::host_values(p);
+            let k = w.len() / self.cols;
+            let y = crate::fused::linear::forward(x, w, n, self.cols, k); // [n, k]
+            for r in 0..n {
+                out[r * self.rows + at..r * self.rows + at + k].copy_from_slice(&y[r * k..(r + 1) * k]);
+            }
+            at += k;
+        }
+        out
+    }
+}
+
+/// A matrix as the host decoder multiplies it.
+pub enum HostMatrix {
+    F32(F32Matrix),
+    /// Shared with the model's Q8_0 copies, or a stack of them.
+    Q8(Arc<QMatrix>),
+}
+
+impl HostMatrix {
+    pub fn rows(&self) -> usize {
+        match self {
+            HostMatrix::F32(m) => m.rows,
+            HostMatrix::Q8(m) => m.rows,
+        }
+    }
+
+    /// `x · Wᵀ` for `n` activation rows `x: [n, cols]` → `[n, rows]`.
+    pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
+        match self {
+            HostMatrix::F32(m) if n == 1 => m.matvec(x),
+            HostMatrix::F32(m) => m.matmul(x, n),
+            HostMatrix::Q8(m) => m.matmul(x, n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_sums_every_product_at_every_level() {
+        for n in [0, 1, 31, 32, 33, 64, 100, 577] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.25).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.5).collect();
+            // Quarter and half steps of small integers: every partial sum is exact.
+            let exact: f32 = a.iter().zip(&b).map(|(a, b)| a * b).sum();
+            let base = dot_at(crate::simd::SimdLevel::Baseline, &a, &b);
+            assert_eq!(base, exact, "n = {n}");
+            for level in [crate::simd::SimdLevel::Avx2, crate::simd::SimdLevel::Avx512] {
+                assert_eq!(dot_at(level, &a, &b).to_bits(), base.to_bits(), "n = {n}, {level:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn matvec_over_parts_is_the_stacked_product() {
+        let dev = burn::tensor::Device::flex();
+        let (cols, rows) = (40, [3usize, 5, 600]);
+        let mats: Vec<Vec<f32>> = rows
+            .iter()
+            .enumerate()
+            .map(|(p, &r)| (0..r * cols).map(|i| ((i * 31 + p) % 17) as f32 - 8.0).collect())
+            .collect();
+        let tensors: Vec<Tensor<2>> = mats
+            .iter()
+            .zip(rows)
+            .map(|(m, r)| Tensor::from_data(burn::tensor::TensorData::new(m.clone(), [r, cols]), &dev))
+            .collect();
+        let refs: Vec<&Tensor<2>> = tensors.iter().collect();
+        let Some(m) = F32Matrix::of(&refs) else {
+            return; // not on Flex: nothing to read in place
+        };
+        let x: Vec<f32> = (0..cols).map(|i| (i % 5) as f32 - 2.0).collect();
+        let got = m.matvec(&x);
+        let batched = m.matmul(&[x.clone(), x.clone()].concat(), 2);
+        let stacked: Vec<f32> = mats.concat();
+        assert_eq!(m.rows, 608);
+        for r in 0..m.rows {
+            let want: f32 = (0..cols).map(|k| stacked[r * cols + k] * x[k]).sum();
+            assert_eq!(got[r], want, "row {r}");
+            assert_eq!((batched[r], batched[m.rows + r]), (want, want), "batched row {r}");
+            assert_eq!(m.row(r), &stacked[r * cols..(r + 1) * cols]);
+        }
+    }
+}
