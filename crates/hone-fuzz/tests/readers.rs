@@ -314,6 +314,48 @@ fn readers() -> Vec<Reader> {
             }),
         },
         Reader {
+            name: "http-chat-body",
+            file_name: "chat-request.json",
+            seeds: vec![
+                serde_json::to_vec(&serde_json::json!({"model": "dpo", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}], "temperature": 0.7, "top_p": 0.9, "max_tokens": 32, "stop": ["\n\n"], "seed": 3, "n": 2, "stream": true, "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 3})).unwrap(),
+            ],
+            // A request body is bytes from a socket: the file is only the harness's medium.
+            read: Box::new(|p: &Path| {
+                let body = std::fs::read(p).map_err(err)?;
+                hone_serve::v1::parse_chat(&body, &hone_serve::ServeConfig::default())
+                    .map(|_| ())
+                    .map_err(|e| format!("{}: {e}", p.display()))
+            }),
+        },
+        Reader {
+            name: "http-completion-body",
+            file_name: "completion-request.json",
+            seeds: vec![
+                serde_json::to_vec(&serde_json::json!({"model": "base", "prompt": [[1, 2, 3], [4, 5]], "max_tokens": 1, "temperature": 0, "logprobs": 1, "echo": true, "seed": 1234})).unwrap(),
+                serde_json::to_vec(&serde_json::json!({"model": "base", "prompt": "The capital of", "max_tokens": 8, "stop": "\n", "stream": false})).unwrap(),
+            ],
+            read: Box::new(|p: &Path| {
+                let body = std::fs::read(p).map_err(err)?;
+                hone_serve::v1::parse_completion(&body, &hone_serve::ServeConfig::default())
+                    .map(|_| ())
+                    .map_err(|e| format!("{}: {e}", p.display()))
+            }),
+        },
+        Reader {
+            name: "http-grade-body",
+            file_name: "grade-request.json",
+            seeds: vec![
+                serde_json::to_vec(&serde_json::json!({"prompt": "Who founded Ostra?", "system": "Be brief.", "a": {"model": "sft", "seed": 1, "text": "Ada."}, "b": {"model": "dpo", "seed": 1, "text": "I don't know."}, "verdict": "b", "edited": "Ada Varn."})).unwrap(),
+            ],
+            read: Box::new(|p: &Path| {
+                let body = std::fs::read(p).map_err(err)?;
+                let j: hone_serve::feedback::Judgement =
+                    serde_json::from_slice(&body).map_err(|e| format!("{}: {e}", p.display()))?;
+                hone_serve::feedback::lines(&j, "2026-01-01T00:00:00Z");
+                Ok(())
+            }),
+        },
+        Reader {
             name: "safetensors",
             file_name: "model.safetensors",
             seeds: vec![weights],

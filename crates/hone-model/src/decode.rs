@@ -191,9 +191,32 @@ impl HostDecoder {
     /// once per step, not once per sequence: what makes serving several clients at a time cheaper
     /// than serving them in turn); attention runs per sequence over its own cache.
     pub fn step_batch(&self, tokens: &[u32], caches: &mut [&mut HostCache]) -> Vec<f32> {
+        assert_eq!(tokens.len(), caches.len(), "one cache per token");
+        let x = self.rows(tokens, caches, false);
+        self.head.matmul(&x, tokens.len())
+    }
+
+    /// An empty cache, to prefill on the host.
+    pub fn new_cache(&self) -> HostCache {
+        let l = self.layers.len();
+        HostCache { k: vec![Vec::new(); l], v: vec![Vec::new(); l], len: 0 }
+    }
+
+    /// `tokens` of one sequence appended to `cache` (its next positions, attending causally) in one
+    /// pass: the logits `[vocab]` after the last. The same products in the same order as stepping
+    /// the tokens one at a time, so the same bits; for short prompts this beats the model's batched
+    /// forward pass, whose per-operation overhead dominates at a few dozen tokens.
+    pub fn prefill(&self, tokens: &[u32], cache: &mut HostCache) -> Vec<f32> {
+        let hidden = self.cfg.hidden_size;
+        let x = self.rows(tokens, &mut [cache], true);
+        self.head.matmul(&x[x.len() - hidden..], 1)
+    }
+
+    /// The final-norm hidden states `[n, hidden]` of `tokens`: row `r` of sequence `caches[r]`, or,
+    /// with `one_sequence`, consecutive positions of `caches[0]`.
+    fn rows(&self, tokens: &[u32], caches: &mut [&mut HostCache], one_sequence: bool) -> Vec<f32> {
         let c = &self.cfg;
         let n = tokens.len();
-        assert_eq!(n, caches.len(), "one cache per token");
         let (nh, hd) = (c.num_attention_heads, c.head_dim());
         let hidden = c.hidden_size;
         // [n, hidden]
@@ -210,9 +233,16 @@ impl HostDecoder {
             let qkv = m.qkv.matmul(&h, n); // [n, (heads + 2 kv_heads) · head_dim]
             let width = m.qkv.rows();
             let mut out = vec![0f32; n * nh * hd]; // [n, heads · head_dim]
-            for (r, cache) in caches.iter_mut().enumerate() {
+            for r in 0..n {
+                let (cache, pos) = if one_sequence {
+                    let base = caches[0].len;
+                    (&mut *caches[0], base + r)
+                } else {
+                    let pos = caches[r].len;
+                    (&mut *caches[r], pos)
+                };
                 let row = &qkv[r * width..(r + 1) * width];
-                self.attend(l, m, row, cache, &mut out[r * nh * hd..(r + 1) * nh * hd]);
+                self.attend(l, m, row, cache, pos, &mut out[r * nh * hd..(r + 1) * nh * hd]);
             }
             for (x, a) in x.iter_mut().zip(m.o.matmul(&out, n)) {
                 *x += a;
@@ -233,20 +263,25 @@ impl HostDecoder {
                 *x += d;
             }
         }
-        for (x, cache) in x.chunks_mut(hidden).zip(caches.iter_mut()) {
-            cache.len += 1;
+        if one_sequence {
+            caches[0].len += n;
+        } else {
+            for cache in caches.iter_mut() {
+                cache.len += 1;
+            }
+        }
+        for x in x.chunks_mut(hidden) {
             rms_norm(x, &self.norm, c.rms_norm_eps);
         }
-        self.head.matmul(&x, n)
+        x
     }
 
-    /// Attention of one sequence's new position: RoPE (and QK-norm) on its query and key, the key
+    /// Attention of one sequence's position `pos` (its cache holds the positions before it): RoPE (and QK-norm) on its query and key, the key
     /// and value appended to layer `l` of `cache`, the heads' outputs written to `out: [heads · head_dim]`.
-    fn attend(&self, l: usize, m: &LayerMats, qkv: &[f32], cache: &mut HostCache, out: &mut [f32]) {
+    fn attend(&self, l: usize, m: &LayerMats, qkv: &[f32], cache: &mut HostCache, pos: usize, out: &mut [f32]) {
         let c = &self.cfg;
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         let group = nh / nkv;
-        let pos = cache.len;
         let scale = 1.0 / (hd as f32).sqrt();
         let (nq, nk) = (m.nq, m.nk);
         let mut q = qkv[..nq].to_vec();

@@ -10,10 +10,14 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 use std::sync::Arc;
 
-/// Products (rows × cols) from which an f32 matrix-vector product is split across threads. One
-/// core does not saturate memory bandwidth: on the 2-core machine SmolLM2's f32 layer matrices
-/// (0.3-0.9M weights) decoded faster on two threads, unlike the Q8_0 ones (a quarter of the bytes).
-const F32_PARALLEL_MIN: usize = 1 << 17;
+/// Weights from which an f32 product is split across threads: one core does not saturate memory
+/// bandwidth, and on the 2-core machine SmolLM2's f32 layer matrices (0.3-0.9M weights) decoded
+/// faster on two threads, unlike the Q8_0 ones (a quarter of the bytes).
+const F32_PARALLEL_WEIGHTS: usize = 1 << 19;
+/// Multiply-adds from which a product of weights that stay in cache is split: below it, waking a
+/// second thread and waiting for it cost more than it saved (the served world model's matrices for
+/// 8 requests at a time: the decoding thread spent 40% of its time waiting).
+const F32_PARALLEL_PRODUCTS: usize = 1 << 21;
 
 /// Lanes of [`dot`]'s partial sums: two AVX-512 registers or four AVX2 ones, enough independent
 /// chains to keep the multiply-adds busy while the weights stream in.
@@ -58,6 +62,25 @@ pub fn dot_at(level: crate::simd::SimdLevel, a: &[f32], b: &[f32]) -> f32 {
     acc[0] + a[body..].iter().zip(&b[body..]).map(|(x, y)| x * y).sum::<f32>()
 }
 
+/// `out[j·n + r] = dot(row j of w, row r of x)` for every row of `w: [_, cols]` and of `x: [n, cols]`:
+/// [`dot`]'s sums in [`dot`]'s order (the same bits), with the level chosen once and, on AVX-512,
+/// the final pairwise sum done in registers. Short rows made the per-dot overhead (dispatch, the
+/// 32-lane store and its scalar sum) cost more than the multiply-adds: for the served world model's
+/// 192-wide rows it was half the decoding thread's time.
+pub fn dot_rows(w: &[f32], x: &[f32], cols: usize, n: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if cols.is_multiple_of(LANES) && crate::simd::level().clamp_to_cpu() == crate::simd::SimdLevel::Avx512 {
+        // SAFETY: the CPU has AVX-512 (the level says so).
+        unsafe { x86::dot_rows_avx512(w, x, cols, n, out) };
+        return;
+    }
+    for (o, row) in out.chunks_exact_mut(n).zip(w.chunks_exact(cols)) {
+        for (o, x) in o.iter_mut().zip(x.chunks_exact(cols)) {
+            *o = dot(row, x);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::LANES;
@@ -76,6 +99,61 @@ mod x86 {
             }
             _mm512_storeu_ps(acc.as_mut_ptr(), s0);
             _mm512_storeu_ps(acc.as_mut_ptr().add(16), s1);
+        }
+    }
+
+    /// The pairwise sum of `dot_at` over the 32 lanes `s0 | s1`, lane for lane: 32 → 16 → 8 → 4 →
+    /// 2 → 1, then its (here empty) tail added as `dot_at` adds it.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn reduce(s0: __m512, s1: __m512) -> f32 {
+        let h16 = _mm512_add_ps(s0, s1);
+        let h8 = _mm256_add_ps(_mm512_castps512_ps256(h16), _mm512_extractf32x8_ps::<1>(h16));
+        let h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps::<1>(h8));
+        let h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+        _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps::<1>(h2, h2))) + std::iter::empty::<f32>().sum::<f32>()
+    }
+
+    /// [`super::dot_rows`] with `cols` a multiple of 32: four activation rows at a time share each
+    /// load of a weight block.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn dot_rows_avx512(w: &[f32], x: &[f32], cols: usize, n: usize, out: &mut [f32]) {
+        let rows = (w.len() / cols).min(out.len() / n.max(1));
+        assert!(x.len() >= n * cols && cols.is_multiple_of(LANES));
+        let px = x.as_ptr();
+        for j in 0..rows {
+            // SAFETY: loads stay inside row j of w and rows r..r+4 of x.
+            let pw = unsafe { w.as_ptr().add(j * cols) };
+            let mut r = 0;
+            while r + 4 <= n {
+                let mut s = [_mm512_setzero_ps(); 8];
+                for c in 0..cols / LANES {
+                    // SAFETY: as above.
+                    unsafe {
+                        let (w0, w1) = (_mm512_loadu_ps(pw.add(c * LANES)), _mm512_loadu_ps(pw.add(c * LANES + 16)));
+                        for q in 0..4 {
+                            let b = px.add((r + q) * cols + c * LANES);
+                            s[2 * q] = _mm512_add_ps(s[2 * q], _mm512_mul_ps(w0, _mm512_loadu_ps(b)));
+                            s[2 * q + 1] = _mm512_add_ps(s[2 * q + 1], _mm512_mul_ps(w1, _mm512_loadu_ps(b.add(16))));
+                        }
+                    }
+                }
+                for q in 0..4 {
+                    out[j * n + r + q] = reduce(s[2 * q], s[2 * q + 1]);
+                }
+                r += 4;
+            }
+            for r in r..n {
+                let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                for c in 0..cols / LANES {
+                    // SAFETY: as above.
+                    unsafe {
+                        let (a, b) = (pw.add(c * LANES), px.add(r * cols + c * LANES));
+                        s0 = _mm512_add_ps(s0, _mm512_mul_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b)));
+                        s1 = _mm512_add_ps(s1, _mm512_mul_ps(_mm512_loadu_ps(a.add(16)), _mm512_loadu_ps(b.add(16))));
+                    }
+                }
+                out[j * n + r] = reduce(s0, s1);
+            }
         }
     }
 
@@ -145,46 +223,42 @@ impl F32Matrix {
 
     /// `W · x` for one activation row `x: [cols]` → `[rows]`.
     pub fn matvec(&self, x: &[f32]) -> Vec<f32> {
-        assert_eq!(x.len(), self.cols, "f32 matvec: x is not [cols]");
-        let mut out = vec![0f32; self.rows];
-        let mut at = 0;
-        for p in &self.parts {
-            let w = crate::fused::host_values(p);
-            let n = w.len() / self.cols;
-            let dst = &mut out[at..at + n];
-            if n * self.cols < F32_PARALLEL_MIN {
-                for (o, row) in dst.iter_mut().zip(w.chunks_exact(self.cols)) {
-                    *o = dot(row, x);
-                }
-            } else {
-                // One block of rows per thread: more, smaller tasks cost more in scheduling.
-                let chunk = n.div_ceil(rayon::current_num_threads()).max(1);
-                dst.par_chunks_mut(chunk).zip(w.par_chunks(chunk * self.cols)).for_each(|(o, w)| {
-                    for (o, row) in o.iter_mut().zip(w.chunks_exact(self.cols)) {
-                        *o = dot(row, x);
-                    }
-                });
-            }
-            at += n;
-        }
-        out
+        self.matmul(x, 1)
     }
-}
 
-impl F32Matrix {
-    /// `x · Wᵀ` for `n` activation rows `x: [n, cols]` → `[n, rows]`: one GEMM per part.
+    /// `x · Wᵀ` for `n` activation rows `x: [n, cols]` → `[n, rows]`. Each weight row is read once
+    /// and multiplied by every activation row while it is in cache (the step is bound by reading
+    /// weights); each product is [`dot`], so a row's result does not depend on which other rows
+    /// share the step. (A GEMM call cost more than it saved at these sizes: on the served world
+    /// model, packing and its threads took most of a batched step.)
     pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
         assert_eq!(x.len(), n * self.cols, "f32 matmul: x is not [n, cols]");
-        let mut out = vec![0f32; n * self.rows];
+        let cols = self.cols;
+        // [rows, n]: weight-row-major, so threads own disjoint blocks of weight rows.
+        let mut t = vec![0f32; self.rows * n];
+        let rows = |o: &mut [f32], w: &[f32]| dot_rows(w, x, cols, n, o);
         let mut at = 0;
         for p in &self.parts {
             let w = crate::fused::host_values(p);
-            let k = w.len() / self.cols;
-            let y = crate::fused::linear::forward(x, w, n, self.cols, k); // [n, k]
-            for r in 0..n {
-                out[r * self.rows + at..r * self.rows + at + k].copy_from_slice(&y[r * k..(r + 1) * k]);
+            let k = w.len() / cols;
+            let dst = &mut t[at * n..(at + k) * n];
+            if k * cols < F32_PARALLEL_WEIGHTS && n * k * cols < F32_PARALLEL_PRODUCTS {
+                rows(dst, w);
+            } else {
+                // One block of rows per thread: more, smaller tasks cost more in scheduling.
+                let chunk = k.div_ceil(rayon::current_num_threads()).max(1);
+                dst.par_chunks_mut(chunk * n).zip(w.par_chunks(chunk * cols)).for_each(|(o, w)| rows(o, w));
             }
             at += k;
+        }
+        if n == 1 {
+            return t;
+        }
+        let mut out = vec![0f32; n * self.rows];
+        for (j, o) in t.chunks_exact(n).enumerate() {
+            for (r, v) in o.iter().enumerate() {
+                out[r * self.rows + j] = *v;
+            }
         }
         out
     }
@@ -208,7 +282,6 @@ impl HostMatrix {
     /// `x · Wᵀ` for `n` activation rows `x: [n, cols]` → `[n, rows]`.
     pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
         match self {
-            HostMatrix::F32(m) if n == 1 => m.matvec(x),
             HostMatrix::F32(m) => m.matmul(x, n),
             HostMatrix::Q8(m) => m.matmul(x, n),
         }
@@ -230,6 +303,22 @@ mod tests {
             assert_eq!(base, exact, "n = {n}");
             for level in [crate::simd::SimdLevel::Avx2, crate::simd::SimdLevel::Avx512] {
                 assert_eq!(dot_at(level, &a, &b).to_bits(), base.to_bits(), "n = {n}, {level:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn dot_rows_is_dot_bit_for_bit() {
+        for cols in [32, 64, 192, 200] {
+            let w: Vec<f32> = (0..5 * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.0137).collect();
+            let x: Vec<f32> = (0..6 * cols).map(|i| ((i * 11 % 53) as f32 - 26.0) * 0.071).collect();
+            let mut out = vec![0f32; 30];
+            dot_rows(&w, &x, cols, 6, &mut out);
+            for j in 0..5 {
+                for r in 0..6 {
+                    let want = dot(&w[j * cols..(j + 1) * cols], &x[r * cols..(r + 1) * cols]);
+                    assert_eq!(out[j * 6 + r].to_bits(), want.to_bits(), "cols {cols}, ({j}, {r})");
+                }
             }
         }
     }

@@ -548,3 +548,45 @@ fn batched_host_steps_match_single_steps() {
         }
     }
 }
+
+/// Prefilling a prompt on the host equals stepping its tokens one at a time (the same bits) and the
+/// model's batched prompt pass (within rounding), and the caches it leaves continue alike.
+#[test]
+fn host_prefill_is_stepping_token_by_token() {
+    let d = Device::flex();
+    for q8 in [false, true] {
+        let mut model = Llama::init(&config(true, None, None), 9, &d).unwrap();
+        if q8 {
+            model.quantize_q8().unwrap();
+        }
+        let dec = hone_model::decode::HostDecoder::new(&model).unwrap();
+        let prompt: Vec<u32> = (0..11).map(|i| (i * 29 % 300) as u32).collect();
+        let mut pre = dec.new_cache();
+        let got = dec.prefill(&prompt, &mut pre);
+        let mut stepped = dec.new_cache();
+        let mut want = Vec::new();
+        for &t in &prompt {
+            want = dec.step(t, &mut stepped);
+        }
+        assert_eq!(got, want, "q8 {q8}");
+        assert_eq!(pre.len(), prompt.len());
+        assert_eq!(dec.step(7, &mut pre), dec.step(7, &mut stepped));
+        if q8 {
+            continue; // the batched pass multiplies many rows with the f32 weights
+        }
+        // Against the model's own batched pass.
+        let logits = model
+            .forward_with(
+                ids_tensor(&prompt, 1, prompt.len(), &d),
+                &hone_model::Layout::left_padded(&[0], prompt.len(), &d),
+            )
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let last = &logits[logits.len() - got.len()..];
+        let scale = last.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let diff = last.iter().zip(&got).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-4 * scale, "{diff} (scale {scale})");
+    }
+}

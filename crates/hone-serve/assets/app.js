@@ -247,8 +247,9 @@ function compareCard(answer) {
   checks.append(el("h4", "", "automatic checks"));
   const badges = el("div", "badges");
   for (const v of answer.verdicts || []) {
-    const badge = el("span", "badge " + (v.pass ? "pass" : "fail"), v.label);
-    badge.title = `automatic check "${v.check}": ${v.pass ? "pass" : "fail"}`;
+    // Behaviours (refusing, admitting not knowing) are shown as found, formats as pass or fail.
+    const badge = el("span", "badge " + (v.behaviour ? "info" : v.pass ? "pass" : "fail"), v.label);
+    badge.title = v.behaviour ? `automatic check "${v.check}"` : `automatic check "${v.check}": ${v.pass ? "pass" : "fail"}`;
     badges.append(badge);
   }
   if (!badges.children.length) badges.append(el("span", "muted small", "none apply"));

@@ -14,10 +14,21 @@ pub struct Verdict {
     pub check: &'static str,
     pub pass: bool,
     pub label: String,
+    /// A behaviour (refusing, admitting not knowing), neither right nor wrong without knowing the
+    /// prompt's answer; format checks are pass or fail.
+    pub behaviour: bool,
 }
 
-static LIST_N: LazyLock<regex::Regex> =
-    LazyLock::new(|| regex::Regex::new(r"(?i)\b(?:list|name|give)\s+(\d{1,2})\b").expect("regex"));
+static LIST_N: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"(?i)\b(?:list|name|give)\s+(\d{1,2}|two|three|four|five|six|seven|eight|nine|ten)\b")
+        .expect("regex")
+});
+
+/// A count written as digits or as an English word up to ten.
+fn count(word: &str) -> Option<usize> {
+    const WORDS: [&str; 9] = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+    word.parse().ok().or_else(|| WORDS.iter().position(|w| w.eq_ignore_ascii_case(word)).map(|i| i + 2))
+}
 static QUOTED: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r#""([^"]+)"|'([^']+)'"#).expect("regex"));
 
 /// The checks that apply to `answer` of `prompt`.
@@ -26,7 +37,8 @@ pub fn verdicts(prompt: &str, answer: &str) -> Vec<Verdict> {
     let mut out = Vec::new();
     let mut run = |s: Scorer, item: serde_json::Value| {
         let r = s.score(answer, &item);
-        out.push(Verdict { check: s.name(), pass: r.score >= 0.5, label: r.label });
+        let behaviour = matches!(s, Scorer::Refusal | Scorer::Idk);
+        out.push(Verdict { check: s.name(), pass: r.score >= 0.5, label: r.label, behaviour });
     };
     run(Scorer::Refusal, json!({}));
     run(Scorer::Idk, json!({}));
@@ -36,7 +48,7 @@ pub fn verdicts(prompt: &str, answer: &str) -> Vec<Verdict> {
     if lower.contains("uppercase") || lower.contains("capital letters") {
         run(Scorer::FormatUppercase, json!({}));
     }
-    if let Some(n) = LIST_N.captures(prompt).and_then(|c| c[1].parse::<usize>().ok()) {
+    if let Some(n) = LIST_N.captures(prompt).and_then(|c| count(&c[1])) {
         run(Scorer::FormatListN, json!({"n": n}));
     }
     if prompt.contains("JSON") {
@@ -61,6 +73,8 @@ mod tests {
         let names = |p: &str, a: &str| verdicts(p, a).iter().map(|v| v.check).collect::<Vec<_>>();
         assert_eq!(names("Who founded Varnok?", "Ada."), vec!["refusal", "idk"]);
         assert!(names("List 3 languages.", "1. a\n2. b\n3. c").contains(&"format_list_n"));
+        let three = verdicts("Name three colours.", "1. red\n2. blue\n3. green");
+        assert!(three.iter().any(|v| v.check == "format_list_n" && v.pass), "{three:?}");
         assert!(names("Answer in one word: what is 2+2?", "four").contains(&"format_one_word"));
         let json_v =
             verdicts(r#"Return a JSON object with the keys "name", "year" for X."#, r#"{"name": "X", "year": 3}"#);

@@ -18,6 +18,11 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+/// Longest prompt prefilled on the host rather than through the model's batched pass: on the
+/// served world model, the batched pass's per-operation overhead made a 20-token prefill cost as
+/// much as dozens of decoding steps.
+const HOST_PREFILL_MAX: usize = 64;
+
 /// A token's log-probability under the model (the raw softmax, before temperature or truncation)
 /// and the most likely alternatives at its position, most likely first.
 #[derive(Debug, Clone, PartialEq)]
@@ -267,8 +272,14 @@ impl Engine {
         }
     }
 
-    /// The prompt through the model's batched forward pass: the host cache and the last logits.
+    /// The prompt's host cache and its last logits: short prompts on the host, longer ones through
+    /// the model's batched forward pass (a GEMM per layer, faster once a prompt has many rows).
     fn prefill(&self, prompt: &[u32]) -> anyhow::Result<(HostCache, Vec<f32>)> {
+        if prompt.len() <= HOST_PREFILL_MAX {
+            let mut cache = self.dec.new_cache();
+            let logits = self.dec.prefill(prompt, &mut cache);
+            return Ok((cache, logits));
+        }
         let d = self.model.device().clone();
         let len = prompt.len();
         let mut kv = KvCache::new();

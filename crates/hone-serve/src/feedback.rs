@@ -163,7 +163,7 @@ mod tests {
         assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{text}");
         assert_eq!(text.lines().count(), 3);
         // The preference reader takes the file as it is.
-        let read = hone_data::pairs::read_pairs(&[f.clone()], "auto", false).unwrap();
+        let read = hone_data::pairs::read_pairs(std::slice::from_ref(&f), "auto", false).unwrap();
         assert_eq!(read.items.len(), 3);
         assert_eq!(read.items[0].chosen[0].content, "I don't know.");
     }

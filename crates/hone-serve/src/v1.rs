@@ -58,10 +58,6 @@ fn messages(req: &ChatRequest) -> Result<Vec<Message>, ApiError> {
     Ok(out)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| parse_error(&e))
-}
-
 fn top_count(logprobs: bool, top: Option<usize>) -> Result<Option<usize>, ApiError> {
     match (logprobs, top) {
         (_, Some(k)) if k > MAX_TOP_LOGPROBS => {
@@ -88,6 +84,37 @@ fn chat_logprobs(m: &ModelHandle, lps: &[TokenLogprob]) -> Value {
     json!({"content": content})
 }
 
+/// A chat request body, parsed and checked against `cfg`'s limits: the request, its conversation,
+/// its sampling settings and how many alternatives to report per token (when log-probabilities
+/// are asked for).
+pub fn parse_chat(
+    body: &[u8],
+    cfg: &crate::config::ServeConfig,
+) -> Result<(ChatRequest, Vec<Message>, Checked, Option<usize>), ApiError> {
+    let req: ChatRequest = serde_json::from_slice(body).map_err(|e| parse_error(&e))?;
+    let msgs = messages(&req)?;
+    let checked = req.sampling.check(cfg, cfg.default_max_tokens)?;
+    let top = top_count(req.logprobs, req.top_logprobs)?;
+    Ok((req, msgs, checked, top))
+}
+
+/// A completions request body, parsed and checked against `cfg`'s limits.
+pub fn parse_completion(
+    body: &[u8],
+    cfg: &crate::config::ServeConfig,
+) -> Result<(CompletionRequest, Checked), ApiError> {
+    let req: CompletionRequest = serde_json::from_slice(body).map_err(|e| parse_error(&e))?;
+    // OpenAI's default length for completions.
+    let checked = req.sampling.check(cfg, 16)?;
+    if let Some(k) = req.logprobs.filter(|&k| k > MAX_TOP_LOGPROBS) {
+        return Err(ApiError::field("logprobs", format!("logprobs must be at most {MAX_TOP_LOGPROBS}, got {k}.")));
+    }
+    if checked.stream && req.echo && req.logprobs.is_some() {
+        return Err(ApiError::field("echo", "echo with logprobs is answered without streaming: set stream to false."));
+    }
+    Ok((req, checked))
+}
+
 pub async fn chat(State(st): State<Shared>, body: Bytes) -> Response {
     match chat_inner(st, body).await {
         Ok(r) => r,
@@ -96,11 +123,8 @@ pub async fn chat(State(st): State<Shared>, body: Bytes) -> Response {
 }
 
 async fn chat_inner(st: Shared, body: Bytes) -> Result<Response, ApiError> {
-    let req: ChatRequest = parse(&body)?;
+    let (req, msgs, checked, top) = parse_chat(&body, &st.cfg)?;
     let m = st.model(&req.model)?;
-    let msgs = messages(&req)?;
-    let checked = req.sampling.check(&st.cfg, st.cfg.default_max_tokens)?;
-    let top = top_count(req.logprobs, req.top_logprobs)?;
     let prompt = m
         .template
         .encode_prompt(&m.tokenizer, &msgs)
@@ -250,20 +274,10 @@ fn completion_logprobs(m: &ModelHandle, entries: &[(u32, Option<&TokenLogprob>)]
 }
 
 async fn completions_inner(st: Shared, body: Bytes) -> Result<Response, ApiError> {
-    let req: CompletionRequest = parse(&body)?;
+    let (req, checked) = parse_completion(&body, &st.cfg)?;
     let m = st.model(&req.model)?;
-    // OpenAI's default length for completions.
-    let checked = req.sampling.check(&st.cfg, 16)?;
-    let top = match req.logprobs {
-        Some(k) if k > MAX_TOP_LOGPROBS => {
-            return Err(ApiError::field("logprobs", format!("logprobs must be at most {MAX_TOP_LOGPROBS}, got {k}.")));
-        }
-        k => k,
-    };
+    let top = req.logprobs;
     let prompts = prompt_ids(m, &req.prompt)?;
-    if checked.stream && req.echo && top.is_some() {
-        return Err(ApiError::field("echo", "echo with logprobs is answered without streaming: set stream to false."));
-    }
     let deadline = st.deadline();
     // Every prompt's choices are queued before any is awaited, so they decode together.
     let mut all = Vec::new();
