@@ -6,6 +6,7 @@ each minute; then checks that a 5-token request sent while a long one decodes fi
 
     cargo build --release && cargo install oha
     python scripts/serve_load.py runs/default --model dpo [--seconds 60] [--tokens 64]
+    python scripts/serve_load.py --model smol --file SmolLM2-135M-Instruct.Q4_1.gguf --clients 1,8
 
 Prints the CPU model and SIMD level with the figures (they differ between machines of one kind).
 """
@@ -50,15 +51,17 @@ def cpu():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("run")
+    ap.add_argument("run", nargs="?", help="a run folder to serve")
     ap.add_argument("--model", default="dpo")
+    ap.add_argument("--file", help="serve this model file or folder as --model instead (e.g. a GGUF)")
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--clients", default="1,8,32")
     a = ap.parse_args()
     port = free_port()
-    server = subprocess.Popen([os.path.join(HERE, "target/release/hone"), "serve", a.run, "--port", str(port)],
-                              stderr=subprocess.PIPE, text=True)
+    what = ["-m", f"{a.model}={a.file}"] if a.file else [a.run]
+    server = subprocess.Popen([os.path.join(HERE, "target/release/hone"), "serve", *what, "--port", str(port)],
+                              stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):

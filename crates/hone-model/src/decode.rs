@@ -196,6 +196,11 @@ impl HostDecoder {
         self.head.matmul(&x, tokens.len())
     }
 
+    /// Multiply-adds of the matrix products for one token.
+    pub fn macs_per_token(&self) -> usize {
+        self.head.len() + self.layers.iter().map(|m| m.qkv.len() + m.o.len() + m.gate_up.len() + m.down.len()).sum::<usize>()
+    }
+
     /// An empty cache, to prefill on the host.
     pub fn new_cache(&self) -> HostCache {
         let l = self.layers.len();
@@ -252,13 +257,11 @@ impl HostDecoder {
                 rms_norm(h, &self.post_norms[l], c.rms_norm_eps);
             }
             let gu = m.gate_up.matmul(&h, n); // [n, 2 · intermediate]
-            let a: Vec<f32> = gu
-                .chunks(2 * m.ngate)
-                .flat_map(|r| {
-                    let (g, u) = r.split_at(m.ngate);
-                    g.iter().zip(u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect::<Vec<_>>()
-                })
-                .collect();
+            let mut a = Vec::with_capacity(n * m.ngate); // [n, intermediate]
+            for r in gu.chunks(2 * m.ngate) {
+                let (g, u) = r.split_at(m.ngate);
+                a.extend(g.iter().zip(u).map(|(g, u)| g / (1.0 + (-g).exp()) * u));
+            }
             for (x, d) in x.iter_mut().zip(m.down.matmul(&a, n)) {
                 *x += d;
             }

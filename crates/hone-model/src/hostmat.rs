@@ -272,6 +272,18 @@ pub enum HostMatrix {
 }
 
 impl HostMatrix {
+    /// Weights (rows × cols).
+    pub fn len(&self) -> usize {
+        match self {
+            HostMatrix::F32(m) => m.rows * m.cols,
+            HostMatrix::Q8(m) => m.rows * m.cols,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn rows(&self) -> usize {
         match self {
             HostMatrix::F32(m) => m.rows,

@@ -18,10 +18,12 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Longest prompt prefilled on the host rather than through the model's batched pass: on the
-/// served world model, the batched pass's per-operation overhead made a 20-token prefill cost as
-/// much as dozens of decoding steps.
-const HOST_PREFILL_MAX: usize = 64;
+/// Most multiply-adds (prompt tokens × the model's per token) of a prompt prefilled on the host
+/// rather than through the model's batched pass. The host pass has no per-operation overhead but
+/// no GEMM either: on the served world model (2.2M per token) a 20-token prompt took as long as
+/// dozens of decoding steps through the batched pass and a fraction of one on the host, while a
+/// 30-token SmolLM2 prompt (135M per token) was several times faster through the batched pass.
+const HOST_PREFILL_MACS: usize = 1 << 27;
 
 /// A token's log-probability under the model (the raw softmax, before temperature or truncation)
 /// and the most likely alternatives at its position, most likely first.
@@ -57,6 +59,10 @@ pub struct GenJob {
     pub stream: u64,
     /// Report log-probabilities with this many alternatives.
     pub top_logprobs: Option<usize>,
+    /// Report tokens as they come; otherwise all at once at the end (one wake-up of the waiting
+    /// request instead of one per token: at 8 requests a time, those wake-ups took the CPU the
+    /// decoding thread needed).
+    pub incremental: bool,
     pub deadline: Instant,
     pub events: mpsc::UnboundedSender<Event>,
 }
@@ -165,8 +171,28 @@ struct Seq {
     sample: SampleConfig,
     max_new: usize,
     top_logprobs: Option<usize>,
+    incremental: bool,
+    /// Events held back until the end (not streaming).
+    held: Vec<Event>,
     deadline: Instant,
     events: mpsc::UnboundedSender<Event>,
+}
+
+impl Seq {
+    /// Reports `e` now when streaming, else at the end (`Done` and `Failed` release what is held).
+    fn report(&mut self, e: Event) {
+        if self.incremental {
+            let _ = self.events.send(e);
+            return;
+        }
+        let last = !matches!(e, Event::Token { .. });
+        self.held.push(e);
+        if last {
+            for e in self.held.drain(..) {
+                let _ = self.events.send(e);
+            }
+        }
+    }
 }
 
 struct Engine {
@@ -262,6 +288,8 @@ impl Engine {
                 sample: g.sample,
                 max_new,
                 top_logprobs: g.top_logprobs,
+                incremental: g.incremental,
+                held: Vec::new(),
                 deadline: g.deadline,
                 events: g.events,
             }),
@@ -275,7 +303,7 @@ impl Engine {
     /// The prompt's host cache and its last logits: short prompts on the host, longer ones through
     /// the model's batched forward pass (a GEMM per layer, faster once a prompt has many rows).
     fn prefill(&self, prompt: &[u32]) -> anyhow::Result<(HostCache, Vec<f32>)> {
-        if prompt.len() <= HOST_PREFILL_MAX {
+        if prompt.len() * self.dec.macs_per_token() <= HOST_PREFILL_MACS {
             let mut cache = self.dec.new_cache();
             let logits = self.dec.prefill(prompt, &mut cache);
             return Ok((cache, logits));
@@ -328,7 +356,7 @@ impl Engine {
                 continue; // the client went away: free the slot
             }
             if now > s.deadline {
-                let _ = s.events.send(Event::Failed(
+                s.report(Event::Failed(
                     ApiError::internal("the request ran past the server's time limit (serve.timeout_s)")
                         .with_status(axum::http::StatusCode::GATEWAY_TIMEOUT)
                         .with_code("timeout"),
@@ -339,7 +367,7 @@ impl Engine {
             let t = match s.decoding.choose(&mut s.logits, &s.sample, &specials) {
                 Ok(t) => t,
                 Err(e) => {
-                    let _ = s.events.send(Event::Failed(ApiError::internal(format!("{e:#}"))));
+                    s.report(Event::Failed(ApiError::internal(format!("{e:#}"))));
                     continue;
                 }
             };
@@ -350,10 +378,11 @@ impl Engine {
                 logprob: lp[t as usize],
                 top: top_k(&lp, s.top_logprobs.unwrap_or(0)),
             });
-            let _ = s.events.send(Event::Token { token: t, piece, logprob });
+            s.report(Event::Token { token: t, piece, logprob });
             match s.decoding.finish {
                 Some(finish) => {
-                    let _ = s.events.send(Event::Done { finish, tokens: s.decoding.tokens.len() });
+                    let tokens = s.decoding.tokens.len();
+                    s.report(Event::Done { finish, tokens });
                 }
                 None => keep.push(s),
             }

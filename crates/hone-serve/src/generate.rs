@@ -26,13 +26,14 @@ pub fn finish_reason(f: Finish) -> &'static str {
 }
 
 /// Queues `n` completions of `prompt` (choice `i` samples from stream `i` of the seed); their
-/// event streams, in choice order.
+/// event streams, in choice order, token by token when `stream`, else all at the end.
 pub fn submit(
     m: &ModelHandle,
     prompt: &[u32],
     sample: &SampleConfig,
     n: usize,
     top_logprobs: Option<usize>,
+    stream: bool,
     deadline: Instant,
 ) -> Result<Vec<UnboundedReceiver<Event>>, ApiError> {
     check_fits(m, prompt)?;
@@ -45,6 +46,7 @@ pub fn submit(
             sample: sample.clone(),
             stream: i as u64,
             top_logprobs,
+            incremental: stream,
             deadline,
             events: tx,
         }));
@@ -135,7 +137,7 @@ pub async fn answer(
                 .map_err(|e| ApiError::field("messages", format!("the chat template failed: {e:#}")))?
         }
     };
-    let rx = submit(m, &prompt, sample, 1, None, deadline)?.pop().expect("one");
+    let rx = submit(m, &prompt, sample, 1, None, false, deadline)?.pop().expect("one");
     collect(rx).await
 }
 

@@ -129,7 +129,7 @@ async fn chat_inner(st: Shared, body: Bytes) -> Result<Response, ApiError> {
         .template
         .encode_prompt(&m.tokenizer, &msgs)
         .map_err(|e| ApiError::field("messages", format!("the model's chat template failed: {e:#}")))?;
-    let rxs = generate::submit(m, &prompt, &checked.sample, checked.n, top, st.deadline())?;
+    let rxs = generate::submit(m, &prompt, &checked.sample, checked.n, top, checked.stream, st.deadline())?;
     let id = response_id("chatcmpl");
     if checked.stream {
         return Ok(sse(chat_stream(st.clone(), req.model.clone(), id, prompt.len(), rxs, checked)));
@@ -288,7 +288,7 @@ async fn completions_inner(st: Shared, body: Bytes) -> Result<Response, ApiError
             }
             all.push(Vec::new());
         } else {
-            all.push(generate::submit(m, p, &checked.sample, checked.n, top, deadline)?);
+            all.push(generate::submit(m, p, &checked.sample, checked.n, top, checked.stream, deadline)?);
         }
     }
     let id = response_id("cmpl");

@@ -236,13 +236,13 @@ async fn a_short_request_finishes_while_a_long_one_decodes() {
     let long_cfg = SampleConfig { max_new_tokens: 500, min_new_tokens: 500, ..Default::default() };
     let prompt = hone_serve::generate::base_prompt(m, "The river").unwrap();
     let mut long =
-        hone_serve::generate::submit(m, &prompt, &long_cfg, 1, None, s.state.deadline()).unwrap().pop().unwrap();
+        hone_serve::generate::submit(m, &prompt, &long_cfg, 1, None, true, s.state.deadline()).unwrap().pop().unwrap();
     // Wait until the long one is decoding.
     let first = long.recv().await.unwrap();
     assert!(matches!(first, hone_serve::engine::Event::Token { .. }));
     let short = SampleConfig { max_new_tokens: 5, min_new_tokens: 5, ..Default::default() };
     let done = hone_serve::generate::collect(
-        hone_serve::generate::submit(m, &prompt, &short, 1, None, s.state.deadline()).unwrap().pop().unwrap(),
+        hone_serve::generate::submit(m, &prompt, &short, 1, None, true, s.state.deadline()).unwrap().pop().unwrap(),
     )
     .await
     .unwrap();
@@ -272,9 +272,9 @@ async fn a_full_queue_answers_429_and_the_server_keeps_serving() {
     let prompt = hone_serve::generate::base_prompt(m, "The river").unwrap();
     let long = SampleConfig { max_new_tokens: 250, min_new_tokens: 250, ..Default::default() };
     let mut first =
-        hone_serve::generate::submit(m, &prompt, &long, 1, None, s.state.deadline()).unwrap().pop().unwrap();
+        hone_serve::generate::submit(m, &prompt, &long, 1, None, true, s.state.deadline()).unwrap().pop().unwrap();
     first.recv().await.unwrap(); // decoding: the only slot is taken
-    let second = hone_serve::generate::submit(m, &prompt, &long, 1, None, s.state.deadline()).unwrap();
+    let second = hone_serve::generate::submit(m, &prompt, &long, 1, None, true, s.state.deadline()).unwrap();
     let (st, r) = s.post("/v1/completions", json!({"model": "base", "prompt": "x", "max_tokens": 2})).await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{r}");
     assert_eq!(r["error"]["type"], "rate_limit_error");
