@@ -99,24 +99,27 @@ def main():
         if 1 in rates and 8 in rates:
             print(f"8 clients / 1 client tokens/s: {rates[8] / rates[1]:.2f}x")
 
-        # A short request sent while a long one decodes finishes first.
+        # A short request sent while a long one decodes finishes first: the long one streams, and
+        # the short one is sent once its first tokens have arrived.
         ctx = next(m["context"] for m in json.load(urllib.request.urlopen(base + "/v1/models"))["data"] if m["id"] == a.model)
         long_n = min(500, ctx - 32)
         done = {}
 
-        def run(name, n):
-            b = dict(body, max_tokens=n)
-            post(base + "/v1/chat/completions", b).read()
-            done[name] = time.time()
+        def short():
+            post(base + "/v1/chat/completions", dict(body, max_tokens=5)).read()
+            done["short"] = time.time()
 
-        t = threading.Thread(target=run, args=("long", long_n))
-        t.start()
-        time.sleep(0.2)
-        run("short", 5)
+        resp = post(base + "/v1/chat/completions", dict(body, max_tokens=long_n, stream=True))
+        t = None
+        for line in resp:
+            if t is None and line.startswith(b"data: {"):
+                t = threading.Thread(target=short)
+                t.start()
+        done["long"] = time.time()
         t.join()
         first = "short" if done["short"] < done["long"] else "long"
-        print(f"5-token request sent 0.2 s into a {long_n}-token one: the {first} one finished first "
-              f"({(done['long'] - done['short']) * 1000:.0f} ms apart)")
+        print(f"5-token request sent once a {long_n}-token one was streaming: the {first} one finished first "
+              f"({abs(done['long'] - done['short']) * 1000:.0f} ms apart)")
         if first != "short":
             sys.exit("the short request waited for the long one")
     finally:

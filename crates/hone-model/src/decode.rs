@@ -198,7 +198,8 @@ impl HostDecoder {
 
     /// Multiply-adds of the matrix products for one token.
     pub fn macs_per_token(&self) -> usize {
-        self.head.len() + self.layers.iter().map(|m| m.qkv.len() + m.o.len() + m.gate_up.len() + m.down.len()).sum::<usize>()
+        self.head.len()
+            + self.layers.iter().map(|m| m.qkv.len() + m.o.len() + m.gate_up.len() + m.down.len()).sum::<usize>()
     }
 
     /// An empty cache, to prefill on the host.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Weights from which an f32 product is split across threads: one core does not saturate memory
 /// bandwidth, and on the 2-core machine SmolLM2's f32 layer matrices (0.3-0.9M weights) decoded
 /// faster on two threads, unlike the Q8_0 ones (a quarter of the bytes).
-const F32_PARALLEL_WEIGHTS: usize = 1 << 19;
+const F32_PARALLEL_WEIGHTS: usize = 1 << 18;
 /// Multiply-adds from which a product of weights that stay in cache is split: below it, waking a
 /// second thread and waiting for it cost more than it saved (the served world model's matrices for
 /// 8 requests at a time: the decoding thread spent 40% of its time waiting).

@@ -15,7 +15,7 @@ pub const BLOCK: usize = 32;
 pub const MAX_ROWS: usize = 4;
 
 /// Products (rows × cols × activation rows) from which a product is split across threads.
-const PARALLEL_MIN: usize = 1 << 22;
+const PARALLEL_MIN: usize = 1 << 18;
 
 /// A `[rows, cols]` matrix in Q8_0 blocks along each row (`cols` a multiple of 32).
 #[derive(Debug, Clone, PartialEq)]
@@ -92,9 +92,10 @@ impl QMatrix {
         let mut out = vec![0f32; n * self.rows];
         // Rows of W in one chunk per thread (a token's matrices are small: more, smaller tasks spent
         // more time in the scheduler than in the products); each output row of every activation row.
-        // Below a few million products a second thread costs more in waking and waiting than it
-        // saves (measured on 2 cores: SmolLM2's layer matrices decoded faster on one thread, its
-        // 28M-weight output projection faster on two).
+        // Small products stay on one thread: waking a second costs more than it saves. Where the
+        // line falls depends on the machine: on a 2-core AMD EPYC (Zen 5) SmolLM2's layer matrices
+        // (0.1-0.9M weights) decoded faster on one thread, on a 2-core Intel Xeon (AVX-512) 1.3x
+        // faster on two (49 against 38 tokens/s); the line is set for the second, the slower one.
         let threads = if n * self.rows * self.cols < PARALLEL_MIN { 1 } else { rayon::current_num_threads() };
         let chunk = self.rows.div_ceil(threads).max(1);
         let run = |c: usize| {
