@@ -78,10 +78,8 @@ pub struct Generation {
     pub finish: Finish,
 }
 
-/// The distribution the next token is drawn from, after the penalty, temperature and truncations:
-/// `(token, probability)` pairs, most likely first, probabilities summing to 1. Greedy (temperature 0)
-/// gives the single most likely token.
-pub fn next_token_distribution(logits: &[f32], history: &[u32], cfg: &SampleConfig) -> Vec<(u32, f64)> {
+/// The logits as f64 with the repetition penalty applied to the tokens of `history`.
+fn penalised(logits: &[f32], history: &[u32], cfg: &SampleConfig) -> Vec<f64> {
     let mut l: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
     if cfg.repetition_penalty != 1.0 {
         let mut seen = vec![false; l.len()];
@@ -96,6 +94,14 @@ pub fn next_token_distribution(logits: &[f32], history: &[u32], cfg: &SampleConf
             }
         }
     }
+    l
+}
+
+/// The distribution the next token is drawn from, after the penalty, temperature and truncations:
+/// `(token, probability)` pairs, most likely first, probabilities summing to 1. Greedy (temperature 0)
+/// gives the single most likely token.
+pub fn next_token_distribution(logits: &[f32], history: &[u32], cfg: &SampleConfig) -> Vec<(u32, f64)> {
+    let l = penalised(logits, history, cfg);
     if cfg.temperature == 0.0 {
         // Greedy: the most likely token, the lower id on ties; no sort of the whole vocabulary.
         let best = (0..l.len()).filter(|&i| l[i].is_finite()).fold(None, |b: Option<usize>, i| match b {
@@ -171,20 +177,7 @@ pub fn draw_from_logits(
     cfg: &SampleConfig,
     rng: &mut impl Rng,
 ) -> anyhow::Result<u32> {
-    let mut l: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
-    if cfg.repetition_penalty != 1.0 {
-        let mut seen = vec![false; l.len()];
-        for &t in history {
-            if let Some(s) = seen.get_mut(t as usize) {
-                *s = true;
-            }
-        }
-        for (x, s) in l.iter_mut().zip(seen) {
-            if s {
-                *x = if *x > 0.0 { *x / cfg.repetition_penalty } else { *x * cfg.repetition_penalty };
-            }
-        }
-    }
+    let l = penalised(logits, history, cfg);
     let mut order: Vec<u32> = (0..l.len() as u32).filter(|&i| l[i as usize].is_finite()).collect();
     anyhow::ensure!(!order.is_empty(), "the model produced no finite logit (a diverged checkpoint?)");
     let top = order.iter().map(|&i| l[i as usize]).fold(f64::NEG_INFINITY, f64::max);
