@@ -221,11 +221,6 @@ impl F32Matrix {
         panic!("row {r} past the matrix's end")
     }
 
-    /// `W · x` for one activation row `x: [cols]` → `[rows]`.
-    pub fn matvec(&self, x: &[f32]) -> Vec<f32> {
-        self.matmul(x, 1)
-    }
-
     /// `x · Wᵀ` for `n` activation rows `x: [n, cols]` → `[n, rows]`. Each weight row is read once
     /// and multiplied by every activation row while it is in cache (the step is bound by reading
     /// weights); each product is [`dot`], so a row's result does not depend on which other rows
@@ -354,7 +349,7 @@ mod tests {
             return; // not on Flex: nothing to read in place
         };
         let x: Vec<f32> = (0..cols).map(|i| (i % 5) as f32 - 2.0).collect();
-        let got = m.matvec(&x);
+        let got = m.matmul(&x, 1);
         let batched = m.matmul(&[x.clone(), x.clone()].concat(), 2);
         let stacked: Vec<f32> = mats.concat();
         assert_eq!(m.rows, 608);

@@ -106,7 +106,7 @@ pub struct ModelHandle {
 }
 
 impl ModelHandle {
-    /// Loads `model` into an engine thread; `None` errors name why it cannot be served.
+    /// Loads `m` into an engine thread; the error says why a model cannot be served.
     pub fn start(id: &str, kind: Kind, m: LoadedModel, max_batch: usize, queue: usize) -> anyhow::Result<ModelHandle> {
         let dec = HostDecoder::new(&m.model).ok_or_else(|| {
             anyhow::anyhow!("{id}: serving decodes on the CPU backend (Flex) without autodiff; load the model on `cpu`")
@@ -349,7 +349,6 @@ impl Engine {
     /// reports it; finished, cancelled and timed-out sequences leave; the rest run one batched step.
     fn advance(&self, active: &mut Vec<Seq>) {
         let now = Instant::now();
-        let specials = self.tok.special_ids.clone();
         let mut keep = Vec::with_capacity(active.len());
         for mut s in active.drain(..) {
             if s.events.is_closed() {
@@ -364,7 +363,7 @@ impl Engine {
                 continue;
             }
             let lp = s.top_logprobs.map(|_| log_softmax(&s.logits));
-            let t = match s.decoding.choose(&mut s.logits, &s.sample, &specials) {
+            let t = match s.decoding.choose(&mut s.logits, &s.sample, &self.tok.special_ids) {
                 Ok(t) => t,
                 Err(e) => {
                     s.report(Event::Failed(ApiError::internal(format!("{e:#}"))));

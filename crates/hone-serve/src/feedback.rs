@@ -45,9 +45,6 @@ pub struct Judgement {
     pub edited: Option<String>,
 }
 
-/// The `label`s a line can carry; the preference readers train on `a`, `b` and `edited` lines.
-pub const LABELS: [&str; 5] = ["a", "b", "edited", "tie", "both_bad"];
-
 /// The file judgements of a run go to.
 pub fn path(run_dir: &Path) -> PathBuf {
     run_dir.join("feedback").join("preferences.jsonl")
