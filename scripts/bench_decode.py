@@ -51,7 +51,9 @@ if len(sys.argv) > 1 and sys.argv[1] == "--llama-cpp":
     print(json.dumps(llama_cpp_side(sys.argv[2])))
     sys.exit(0)
 
-subprocess.run(["cargo", "build", "--release", "-p", "hone-model", "--example", "bench_decode"], cwd=HERE, check=True)
+# With the AVX-512 GEMM kernels, as the `hone` binary is built (they are used only where the CPU has them).
+subprocess.run(["cargo", "build", "--release", "-p", "hone-model", "--features", "x86-v4", "--example", "bench_decode"],
+               cwd=HERE, check=True)
 print(open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "))
 flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0]
 print("SIMD:", "avx512f" in flags and "AVX-512" or "avx2" in flags and "AVX2" or "baseline")

@@ -4,10 +4,11 @@
 //! 3 rounds, with the CPU model, the SIMD level and peak RSS. `scripts/bench_decode.py` runs it beside
 //! llama.cpp on the same file.
 //!
-//! `cargo run --release -p hone-model --example bench_decode -- MODEL [--q8]`
+//! `cargo run --release -p hone-model --features x86-v4 --example bench_decode -- MODEL [--q8]`
+//! (the feature: the AVX-512 GEMM kernels that the `hone` binary has)
 
 use hone_model::burn::tensor::Device;
-use hone_model::llama::ids_tensor;
+use hone_model::llama::{KvCache, Layout, ids_tensor};
 use hone_model::{SampleConfig, generate};
 use std::time::Instant;
 
@@ -47,14 +48,23 @@ fn main() -> anyhow::Result<()> {
     let p512 = prompt(512);
     for _ in 0..3 {
         let t = Instant::now();
-        let _ = m.model.forward(ids_tensor(&p512, 1, 512, m.model.device())).into_data();
+        // What generation does with a prompt: fill the KV cache, logits of the last position.
+        let d = m.model.device();
+        let _ = m
+            .model
+            .forward_last_cached(ids_tensor(&p512, 1, 512, d), &Layout::left_padded(&[0], 512, d), &mut KvCache::new())
+            .into_data();
         pp.push(512.0 / t.elapsed().as_secs_f64());
     }
     let p32 = prompt(32);
     let mut prefill = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
-        let _ = m.model.forward(ids_tensor(&p32, 1, 32, m.model.device())).into_data();
+        let d = m.model.device();
+        let _ = m
+            .model
+            .forward_last_cached(ids_tensor(&p32, 1, 32, d), &Layout::left_padded(&[0], 32, d), &mut KvCache::new())
+            .into_data();
         prefill.push(t.elapsed().as_secs_f64());
     }
     let prefill32 = median(prefill);

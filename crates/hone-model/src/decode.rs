@@ -11,7 +11,7 @@ use crate::hostmat::{F32Matrix, HostMatrix, dot};
 use crate::llama::{KvCache, Llama};
 use crate::q8::QMatrix;
 use burn::tensor::Tensor;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The host-side state of one sequence: its keys and values per layer, `[len, kv_heads · head_dim]`.
 pub struct HostCache {
@@ -239,16 +239,23 @@ impl HostDecoder {
             let qkv = m.qkv.matmul(&h, n); // [n, (heads + 2 kv_heads) · head_dim]
             let width = m.qkv.rows();
             let mut out = vec![0f32; n * nh * hd]; // [n, heads · head_dim]
-            for r in 0..n {
-                let (cache, pos) = if one_sequence {
-                    let base = caches[0].len;
-                    (&mut *caches[0], base + r)
-                } else {
-                    let pos = caches[r].len;
-                    (&mut *caches[r], pos)
-                };
-                let row = &qkv[r * width..(r + 1) * width];
-                self.attend(l, m, row, cache, pos, &mut out[r * nh * hd..(r + 1) * nh * hd]);
+            if one_sequence {
+                // Consecutive positions of one sequence, in order (each attends to those before).
+                let base = caches[0].len;
+                for r in 0..n {
+                    let row = &qkv[r * width..(r + 1) * width];
+                    self.attend(l, m, row, caches[0], base + r, &mut out[r * nh * hd..(r + 1) * nh * hd]);
+                }
+            } else {
+                // Independent sequences: their attention in parallel, one row per part.
+                let rows: Vec<Mutex<(&mut HostCache, &mut [f32])>> =
+                    caches.iter_mut().zip(out.chunks_mut(nh * hd)).map(|(c, o)| Mutex::new((&mut **c, o))).collect();
+                crate::spin::run(n, &|r| {
+                    let mut g = rows[r].lock().unwrap_or_else(|e| e.into_inner());
+                    let (cache, o) = &mut *g;
+                    let pos = cache.len;
+                    self.attend(l, m, &qkv[r * width..(r + 1) * width], cache, pos, o);
+                });
             }
             for (x, a) in x.iter_mut().zip(m.o.matmul(&out, n)) {
                 *x += a;

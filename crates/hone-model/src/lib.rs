@@ -14,6 +14,7 @@ pub mod load;
 pub mod q8;
 pub mod sample;
 pub mod simd;
+pub mod spin;
 pub mod weights;
 
 pub use burn;

@@ -373,10 +373,12 @@ pub fn generate(
     let vocab = model.config.vocab_size;
     let mut cache = KvCache::new();
     let mut len = longest;
-    let mut logits = last_logits(
-        model.forward_cached(ids_tensor(&seq, b, len, &device), &Layout::left_padded(&pad, len, &device), &mut cache),
-        vocab,
-    )?;
+    let mut logits = model
+        .forward_last_cached(ids_tensor(&seq, b, len, &device), &Layout::left_padded(&pad, len, &device), &mut cache)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
     let mut host = match (b, cfg.use_cache, crate::decode::HostDecoder::new(model)) {
         (1, true, Some(dec)) => {
             let hc = dec.cache_from(&cache);

@@ -56,7 +56,9 @@ impl SimdLevel {
         match self {
             SimdLevel::Baseline => true,
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            SimdLevel::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            }
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
                 std::arch::is_x86_feature_detected!("avx512f")

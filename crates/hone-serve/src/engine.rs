@@ -12,9 +12,9 @@ use hone_model::decode::{HostCache, HostDecoder};
 use hone_model::llama::ids_tensor;
 use hone_model::sample::Decoding;
 use hone_model::{Finish, KvCache, Layout, Llama, LoadedModel, SampleConfig};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -311,10 +311,11 @@ impl Engine {
         let d = self.model.device().clone();
         let len = prompt.len();
         let mut kv = KvCache::new();
-        let logits =
-            self.model.forward_cached(ids_tensor(prompt, 1, len, &d), &Layout::left_padded(&[0], len, &d), &mut kv);
-        let vocab = self.model.config.vocab_size;
-        let last = logits.narrow(1, len - 1, 1).reshape([vocab]);
+        let last = self.model.forward_last_cached(
+            ids_tensor(prompt, 1, len, &d),
+            &Layout::left_padded(&[0], len, &d),
+            &mut kv,
+        );
         let last = last.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok((self.dec.cache_from(&kv), last))
     }
@@ -349,7 +350,7 @@ impl Engine {
     /// reports it; finished, cancelled and timed-out sequences leave; the rest run one batched step.
     fn advance(&self, active: &mut Vec<Seq>) {
         let now = Instant::now();
-        let mut keep = Vec::with_capacity(active.len());
+        let mut live = Vec::with_capacity(active.len());
         for mut s in active.drain(..) {
             if s.events.is_closed() {
                 continue; // the client went away: free the slot
@@ -362,8 +363,28 @@ impl Engine {
                 ));
                 continue;
             }
+            live.push(s);
+        }
+        // Every sequence draws its token at once, one per part of the decoding pool: sampling (an
+        // exponential per vocabulary entry) was a quarter of the world model's batched step on
+        // one thread. Each sequence has its own random stream, so the draws do not depend on the
+        // order.
+        type Drawn = (anyhow::Result<u32>, Option<Vec<f32>>);
+        let cells: Vec<Mutex<(&mut Seq, Option<Drawn>)>> = live.iter_mut().map(|s| Mutex::new((s, None))).collect();
+        hone_model::spin::run(cells.len(), &|i| {
+            let mut g = cells[i].lock().unwrap_or_else(|e| e.into_inner());
+            let (s, out) = &mut *g;
             let lp = s.top_logprobs.map(|_| log_softmax(&s.logits));
-            let t = match s.decoding.choose(&mut s.logits, &s.sample, &self.tok.special_ids) {
+            let t = s.decoding.choose(&mut s.logits, &s.sample, &self.tok.special_ids);
+            *out = Some((t, lp));
+        });
+        let drawn: Vec<Drawn> = cells
+            .into_iter()
+            .map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner()).1.expect("every sequence drew"))
+            .collect();
+        let mut keep = Vec::with_capacity(live.len());
+        for (mut s, (t, lp)) in live.into_iter().zip(drawn) {
+            let t = match t {
                 Ok(t) => t,
                 Err(e) => {
                     s.report(Event::Failed(ApiError::internal(format!("{e:#}"))));
