@@ -26,7 +26,7 @@ run() { { (cd "$1" && shift && exec "$BIN" run --preset quick -q "$@" >/dev/null
 fingerprint() {
   local d="$1/runs/quick"
   for m in "$d"/*/final; do
-    [ -f "$m" ] && sha256sum "$(dirname "$m")/$(cat "$m")/model.safetensors" | cut -d' ' -f1
+    [ -e "$m/model.safetensors" ] && sha256sum "$m/model.safetensors" | cut -d' ' -f1
   done
   python3 - "$d" <<'PY'
 import glob, json, sys

@@ -3,7 +3,7 @@
 //! fsynced, the MANIFEST is written last, the folder is renamed into place and the parent fsynced. A
 //! folder without a complete MANIFEST is ignored on resume; a file whose hash does not match its
 //! MANIFEST line is an error naming the file. The last `keep_last` checkpoints are kept, plus the one
-//! named by the `final` marker (the stage's output).
+//! that `final` links to (the stage's output; `final` is a folder to any tool that opens one).
 
 use crate::atomic::{sync_dir, write_atomic};
 use crate::hash::sha256_hex;
@@ -15,6 +15,34 @@ use std::path::{Path, PathBuf};
 
 pub const MANIFEST: &str = "MANIFEST";
 pub const FINAL_MARKER: &str = "final";
+
+/// Points `final` at checkpoint `name` with a relative symbolic link, so that `<stage>/final` is
+/// itself a checkpoint folder other tools open (`from_pretrained(".../sft/final")`); the link is made
+/// beside it and renamed over it (atomic). Where there are no links, a file holding the name.
+fn mark_final(root: &Path, name: &str) -> Result<()> {
+    let path = root.join(FINAL_MARKER);
+    #[cfg(unix)]
+    {
+        let tmp = root.join(format!(".final.tmp-{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(name, &tmp).with_context(|| format!("linking {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
+        sync_dir(root)?;
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    write_atomic(&path, name.as_bytes())
+}
+
+/// The checkpoint `final` names: the link's target, or the name written in the file (runs from
+/// before `final` became a link, and systems without links).
+fn final_name(root: &Path) -> Option<String> {
+    let path = root.join(FINAL_MARKER);
+    if let Ok(target) = fs::read_link(&path) {
+        return target.file_name().map(|n| n.to_string_lossy().into_owned());
+    }
+    fs::read_to_string(&path).ok().map(|s| s.trim().to_string())
+}
 
 /// The checkpoints of one stage.
 #[derive(Debug, Clone)]
@@ -87,7 +115,7 @@ impl CheckpointDir {
         sync_dir(&self.root)?;
         crate::fault::point("checkpoint-rename");
         if is_final {
-            write_atomic(&self.root.join(FINAL_MARKER), Self::name(step).as_bytes())?;
+            mark_final(&self.root, &Self::name(step))?;
             crate::fault::point("checkpoint-final");
         }
         self.prune()?;
@@ -118,18 +146,17 @@ impl CheckpointDir {
 
     /// The checkpoint the `final` marker names, if the stage has finished.
     pub fn final_checkpoint(&self) -> Result<Option<Checkpoint>> {
-        let Ok(name) = fs::read_to_string(self.root.join(FINAL_MARKER)) else { return Ok(None) };
-        let name = name.trim();
-        Ok(self.list()?.into_iter().find(|c| c.dir.file_name().is_some_and(|n| n == name)))
+        let Some(name) = final_name(&self.root) else { return Ok(None) };
+        Ok(self.list()?.into_iter().find(|c| c.dir.file_name().is_some_and(|n| *n == *name)))
     }
 
     fn prune(&self) -> Result<()> {
         let all = self.list()?;
-        let keep_final = fs::read_to_string(self.root.join(FINAL_MARKER)).ok();
+        let keep_final = final_name(&self.root);
         let n = all.len();
         for c in all.into_iter().take(n.saturating_sub(self.keep_last)) {
             let name = c.dir.file_name().map(|s| s.to_string_lossy().into_owned());
-            if keep_final.as_deref().map(str::trim) != name.as_deref() {
+            if keep_final != name {
                 fs::remove_dir_all(&c.dir)?;
             }
         }
@@ -142,6 +169,10 @@ impl CheckpointDir {
                 && !name.ends_with(&format!(".tmp-{}", std::process::id()))
             {
                 let _ = fs::remove_dir_all(e.path());
+            }
+            // A link to `final` left by a crash before its rename.
+            if name.starts_with(".final.tmp-") && !name.ends_with(&format!(".tmp-{}", std::process::id())) {
+                let _ = fs::remove_file(e.path());
             }
         }
         Ok(())
@@ -332,6 +363,14 @@ mod tests {
         assert_eq!(steps, vec![20, 30, 40], "last 2 plus the final");
         assert_eq!(c.latest().unwrap().unwrap().read("model.bin").unwrap(), b"40");
         assert_eq!(c.final_checkpoint().unwrap().unwrap().step, 20);
+        // `final` is itself the checkpoint folder, for tools that open a folder.
+        assert_eq!(std::fs::read(d.path().join(FINAL_MARKER).join("model.bin")).unwrap(), b"20");
+        c.save(50, files("50"), true).unwrap();
+        assert_eq!(std::fs::read(d.path().join(FINAL_MARKER).join("model.bin")).unwrap(), b"50");
+        // A run from before the link: `final` a file holding the name.
+        std::fs::remove_file(d.path().join(FINAL_MARKER)).unwrap();
+        std::fs::write(d.path().join(FINAL_MARKER), "step-00000040\n").unwrap();
+        assert_eq!(c.final_checkpoint().unwrap().unwrap().step, 40);
     }
 
     #[test]

@@ -277,9 +277,35 @@ impl Tokenizer {
     /// Writes `tokenizer.json` and, beside it, `tokenizer_config.json` with its special tokens and
     /// `chat_template`.
     pub fn save_with_template(&self, path: &Path, chat_template: &str) -> Result<()> {
-        let json = self.inner.to_string(true).map_err(|e| anyhow::anyhow!("serialising tokenizer: {e}"))?;
-        crate::atomic::write_atomic(path, json.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-        let hone = self.bos_token == BOS && self.eos_token == END;
+        let (json, cfg) = self.files_with_template(chat_template)?;
+        crate::atomic::write_atomic(path, &json).with_context(|| format!("writing {}", path.display()))?;
+        let cfg_path = path.with_file_name("tokenizer_config.json");
+        crate::atomic::write_atomic(&cfg_path, &cfg).with_context(|| format!("writing {}", cfg_path.display()))?;
+        Ok(())
+    }
+
+    /// The bytes of `tokenizer.json` and of `tokenizer_config.json` (special tokens, BOS handling,
+    /// `chat_template`), as [`Tokenizer::save_with_template`] writes them.
+    pub fn files_with_template(&self, chat_template: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+        let json = if self.add_bos && self.inner.get_post_processor().is_none() {
+            // Plain text reaches the model after BOS (`add_bos`): the file's post-processor adds it,
+            // so `transformers` and `tokenizers` encode text as hone feeds it (hone's own encoding
+            // never applies post-processors; chat templates, which write BOS themselves, are
+            // tokenized without special tokens).
+            let bos = tokenizers::processors::template::TemplateProcessing::builder()
+                .try_single(format!("{} $A", self.bos_token))
+                .and_then(|b| b.try_pair(format!("{} $A {} $B", self.bos_token, self.bos_token)))
+                .map_err(|e| anyhow::anyhow!("BOS template: {e}"))?
+                .special_tokens(vec![(self.bos_token.clone(), self.bos_id)])
+                .build()
+                .map_err(|e| anyhow::anyhow!("BOS template: {e}"))?;
+            let mut inner = self.inner.clone();
+            inner.with_post_processor(Some(bos));
+            inner.to_string(true)
+        } else {
+            self.inner.to_string(true)
+        }
+        .map_err(|e| anyhow::anyhow!("serialising tokenizer: {e}"))?;
         let pad = self.inner.id_to_token(self.pad_id).unwrap_or_else(|| self.eos_token.clone());
         let cfg = serde_json::json!({
             "tokenizer_class": "PreTrainedTokenizerFast",
@@ -287,14 +313,12 @@ impl Tokenizer {
             "eos_token": self.eos_token,
             "pad_token": pad,
             "model_max_length": 1_000_000_000u64,
-            // hone's chat template writes BOS itself, and `transformers` must not add a second.
-            "add_bos_token": !hone && self.add_bos,
+            // Whether plain text starts with BOS (the post-processor adds it; chat templates write
+            // it themselves).
+            "add_bos_token": self.add_bos,
             "chat_template": chat_template,
         });
-        let cfg_path = path.with_file_name("tokenizer_config.json");
-        crate::atomic::write_atomic(&cfg_path, serde_json::to_string_pretty(&cfg)?.as_bytes())
-            .with_context(|| format!("writing {}", cfg_path.display()))?;
-        Ok(())
+        Ok((json.into_bytes(), serde_json::to_vec_pretty(&cfg)?))
     }
 
     /// Vocabulary size including special tokens: the model's embedding rows.
@@ -527,6 +551,31 @@ mod tests {
 
     fn trained() -> Tokenizer {
         train(small_corpus().into_iter(), &TokenizerConfig { vocab_size: 400, ..Default::default() }).unwrap()
+    }
+
+    #[test]
+    fn saved_files_add_bos_to_plain_text_as_hone_feeds_it() {
+        let t = trained();
+        assert!(t.add_bos);
+        let (json, cfg) =
+            t.files_with_template("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}").unwrap();
+        let cfg: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+        assert_eq!(cfg["add_bos_token"], true);
+        let text = "Question: what is 12 plus 30?";
+        let plain = t.encode(text).unwrap();
+        assert_ne!(plain.first(), Some(&t.bos_id), "hone's own encoding adds nothing");
+        // The saved file, as `tokenizers` (and `transformers`) encode with special tokens.
+        let back = tokenizers::Tokenizer::from_bytes(&json).unwrap();
+        let ids = back.encode(text, true).unwrap().get_ids().to_vec();
+        assert_eq!(ids, [vec![t.bos_id], plain.clone()].concat());
+        assert_eq!(back.encode(text, false).unwrap().get_ids(), plain.as_slice());
+        // Saved again after loading, the file keeps one post-processor (no second BOS).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tokenizer.json"), &json).unwrap();
+        let reloaded = Tokenizer::load(&dir.path().join("tokenizer.json")).unwrap();
+        let (json2, _) = reloaded.files_with_template("").unwrap();
+        let again = tokenizers::Tokenizer::from_bytes(&json2).unwrap();
+        assert_eq!(again.encode(text, true).unwrap().get_ids(), ids.as_slice());
     }
 
     #[test]

@@ -194,10 +194,11 @@ impl LlamaConfig {
         let v: serde_json::Value =
             serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: not JSON: {e}"))?;
         let get = |k: &str| v.get(k).filter(|x| !x.is_null());
-        if let Some(t) = get("model_type").and_then(|t| t.as_str()) {
+        let model_type = get("model_type").and_then(|t| t.as_str());
+        if let Some(t) = model_type {
             anyhow::ensure!(
-                matches!(t, "llama" | "mistral"),
-                "{origin}: model_type `{t}` is not a Llama-family decoder hone implements (llama, mistral)"
+                matches!(t, "llama" | "mistral" | "qwen3"),
+                "{origin}: model_type `{t}` is not a Llama-family decoder hone implements (llama, mistral, qwen3)"
             );
         }
         if let Some(a) = get("hidden_act").and_then(|a| a.as_str()) {
@@ -209,7 +210,10 @@ impl LlamaConfig {
                 "{origin}: {k} = true: hone's layers have no biases"
             );
         }
-        if let Some(w) = get("sliding_window") {
+        // Qwen3 configs carry a window that `use_sliding_window = false` turns off.
+        if let Some(w) = get("sliding_window")
+            && get("use_sliding_window").and_then(|u| u.as_bool()) != Some(false)
+        {
             anyhow::bail!("{origin}: sliding_window = {w}: hone attends over the whole context");
         }
         if let Some(p) = get("pretraining_tp").and_then(|p| p.as_u64()) {
@@ -219,6 +223,11 @@ impl LlamaConfig {
             anyhow::ensure!(f == 1.0, "{origin}: partial_rotary_factor = {f}: hone rotates the whole head");
         }
         let mut v2 = v.clone();
+        // Qwen3 is Llama with an RMSNorm over each query and key head before RoPE (hone's QK-norm,
+        // under the same tensor names), which its config does not spell out.
+        if model_type == Some("qwen3") {
+            v2["qk_norm"] = serde_json::json!(true);
+        }
         // `transformers` 5 writes `rope_parameters` (theta and scaling in one object) where earlier
         // versions wrote `rope_theta` and `rope_scaling`.
         if let Some(rp) = v.get("rope_parameters").and_then(|r| r.as_object()) {
@@ -313,12 +322,18 @@ impl LlamaConfig {
         6.0 * matmul_weights as f64 + 12.0 * (self.num_hidden_layers * seq * d) as f64
     }
 
-    /// The Hugging Face `config.json` for this model (`LlamaForCausalLM`).
+    /// The Hugging Face `config.json` for this model (`LlamaForCausalLM`, or `Qwen3ForCausalLM` with
+    /// QK-norm).
     pub fn to_hf_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).expect("config serialises");
         let o = v.as_object_mut().expect("object");
-        o.insert("architectures".into(), serde_json::json!(["LlamaForCausalLM"]));
-        o.insert("model_type".into(), serde_json::json!("llama"));
+        // With QK-norm the layers are Qwen3's (`transformers`' Llama would ignore the norms' weights).
+        let (arch, ty) = if self.qk_norm { ("Qwen3ForCausalLM", "qwen3") } else { ("LlamaForCausalLM", "llama") };
+        o.insert("architectures".into(), serde_json::json!([arch]));
+        o.insert("model_type".into(), serde_json::json!(ty));
+        if self.qk_norm {
+            o.insert("use_sliding_window".into(), serde_json::json!(false));
+        }
         o.insert("hidden_act".into(), serde_json::json!("silu"));
         o.insert("head_dim".into(), serde_json::json!(self.head_dim()));
         o.insert("attention_bias".into(), serde_json::json!(false));
@@ -331,6 +346,33 @@ impl LlamaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qk_norm_models_are_written_and_read_as_qwen3() {
+        let mut c = ModelConfig::default().resolve(Some(512)).unwrap();
+        let plain = c.to_hf_json();
+        assert_eq!(
+            (plain["model_type"].as_str(), plain["architectures"][0].as_str()),
+            (Some("llama"), Some("LlamaForCausalLM"))
+        );
+        c.qk_norm = true;
+        let q = c.to_hf_json();
+        assert_eq!(
+            (q["model_type"].as_str(), q["architectures"][0].as_str()),
+            (Some("qwen3"), Some("Qwen3ForCausalLM"))
+        );
+        assert_eq!(LlamaConfig::from_hf_json(&q.to_string(), "q").unwrap(), c);
+        // A Qwen3 config as `transformers` writes it: no qk_norm key, a window switched off.
+        let mut q3 = q.clone();
+        q3.as_object_mut().unwrap().remove("qk_norm");
+        q3["sliding_window"] = serde_json::json!(4096);
+        let back = LlamaConfig::from_hf_json(&q3.to_string(), "q3").unwrap();
+        assert!(back.qk_norm);
+        // A window that is on (Mistral's) is refused, naming the field.
+        q3["use_sliding_window"] = serde_json::json!(true);
+        let e = LlamaConfig::from_hf_json(&q3.to_string(), "q3").unwrap_err().to_string();
+        assert!(e.contains("sliding_window"), "{e}");
+    }
 
     #[test]
     fn presets_resolve_and_overrides_win() {

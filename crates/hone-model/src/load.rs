@@ -86,6 +86,16 @@ pub fn resolve_checkpoint(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(ckpt.dir)
 }
 
+/// The tokenizer and chat template that [`load`] gives a checkpoint in `dir` without its own
+/// tokenizer files: the `tokenizer.json` in `dir` or the nearest folder above it. `None` when there
+/// is none.
+pub fn tokenizer_above(dir: &Path) -> anyhow::Result<Option<(Tokenizer, ChatTemplate)>> {
+    let Some(tok_path) = find_upwards(dir, "tokenizer.json") else { return Ok(None) };
+    let tokenizer = Tokenizer::load(&tok_path)?;
+    let template = chat_template(&tok_path, &tokenizer.bos_token, &tokenizer.eos_token)?;
+    Ok(Some((tokenizer, template)))
+}
+
 fn find_upwards(start: &Path, name: &str) -> Option<PathBuf> {
     let start = start.canonicalize().ok()?;
     start.ancestors().map(|d| d.join(name)).find(|p| p.is_file())

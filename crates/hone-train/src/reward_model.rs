@@ -85,11 +85,15 @@ impl RewardModel {
         shell.with_weights(&bytes, &w.display().to_string())
     }
 
-    /// Hugging Face `config.json` of the reward model (`LlamaForSequenceClassification`, one label).
+    /// Hugging Face `config.json` of the reward model (`LlamaForSequenceClassification`, `Qwen3…` with
+    /// QK-norm; one label).
     pub fn hf_config(&self, pad_token_id: u32) -> serde_json::Value {
         let mut v = self.trunk.config.to_hf_json();
         let o = v.as_object_mut().expect("object");
-        o.insert("architectures".into(), serde_json::json!(["LlamaForSequenceClassification"]));
+        // The trunk's family (`to_hf_json`: Qwen3 with QK-norm), as a one-label sequence classifier.
+        let arch =
+            if self.trunk.config.qk_norm { "Qwen3ForSequenceClassification" } else { "LlamaForSequenceClassification" };
+        o.insert("architectures".into(), serde_json::json!([arch]));
         o.insert("num_labels".into(), serde_json::json!(1));
         o.insert("pad_token_id".into(), serde_json::json!(pad_token_id));
         v

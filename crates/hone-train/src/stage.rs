@@ -14,7 +14,7 @@ use crate::trainer::{LoopSettings, RunSummary, Task, Trainer, fmt_metrics};
 use burn::tensor::Device;
 use hone_data::checkpoint::{CheckpointDir, DataNotes};
 use hone_data::config::Documented;
-use hone_model::ModelConfig;
+use hone_model::{LlamaConfig, ModelConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -307,6 +307,15 @@ pub fn open_start(run_dir: &Path, info: &StageInfo, common: &StageConfig) -> any
     Ok((opened, device))
 }
 
+/// The checkpoint files of a model built from scratch with `config` in `run_dir`: with the run's
+/// tokenizer (the `tokenizer.json` in `run_dir` or above it) when there is one, else the config alone.
+pub fn scratch_model_files(config: &LlamaConfig, run_dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    match hone_model::load::tokenizer_above(run_dir)? {
+        Some((tok, template)) => hone_model::import::save::model_files(config.to_hf_json(), &tok, &template),
+        None => Ok(vec![("config.json".into(), serde_json::to_vec_pretty(&config.to_hf_json())?)]),
+    }
+}
+
 /// sha256 of a serialisable configuration.
 pub fn config_hash(config: &impl Serialize) -> String {
     let text = serde_json::to_string(config).expect("configs serialise");
@@ -314,17 +323,18 @@ pub fn config_hash(config: &impl Serialize) -> String {
 }
 
 /// The one run body: trains `task` on `model` in `<run_dir>/<settings.stage>/`, resuming from the
-/// newest checkpoint there; metrics go to `<run_dir>/metrics.jsonl`. `config_json` (the model's HF
-/// `config.json`) is written into every checkpoint.
+/// newest checkpoint there; metrics go to `<run_dir>/metrics.jsonl`. `model_files` (the model's HF
+/// `config.json`, its generation config and tokenizer files: `hone_model::import::save::model_files`)
+/// are written into every checkpoint, so that each opens on its own.
 pub fn train_stage<M: Trainable>(
     model: M,
     optim: &OptimConfig,
     mut settings: LoopSettings,
-    config_json: &serde_json::Value,
+    model_files: Vec<(String, Vec<u8>)>,
     task: &mut dyn Task<M>,
     ctx: &StageContext,
 ) -> anyhow::Result<(RunSummary, Option<u64>, PathBuf)> {
-    settings.extra_files.push(("config.json".into(), serde_json::to_vec_pretty(config_json)?));
+    settings.extra_files.extend(model_files);
     let stage = settings.stage.clone();
     let stage_dir = ctx.run_dir.join(&stage);
     std::fs::create_dir_all(&stage_dir).map_err(|e| anyhow::anyhow!("{}: {e}", stage_dir.display()))?;

@@ -50,12 +50,11 @@ fn metrics(root: &Path) -> Vec<(String, String, String, f64)> {
     v
 }
 
-/// The final checkpoint of a stage (named by the stage's `final` marker file).
+/// The final checkpoint of a stage (the folder the stage's `final` link points to).
 fn final_dir(root: &Path, stage: &str) -> PathBuf {
     let stage_dir = run_dir(root).join(stage);
-    let name =
-        std::fs::read_to_string(stage_dir.join("final")).unwrap_or_else(|_| panic!("{stage} has a final marker"));
-    stage_dir.join(name.trim())
+    let name = std::fs::read_link(stage_dir.join("final")).unwrap_or_else(|_| panic!("{stage} has a final link"));
+    stage_dir.join(name)
 }
 
 fn final_weights(root: &Path, stage: &str) -> Vec<u8> {
@@ -97,6 +96,7 @@ fn quick_pipeline_completes_resumes_and_is_reproducible() {
         assert!(report.contains(&format!(" {label} |")), "the report's metric table has a {label} column");
     }
     assert!(run_dir(a.path()).join("report/report.html").is_file());
+    self_contained_stages_and_export(a.path());
     // A rerun reuses every step.
     let again = text(&run(a.path()));
     assert!(!again.contains("] pretrain ━━") && again.contains("pretrain (up to date, reused)"), "{again}");
@@ -138,4 +138,47 @@ fn quick_pipeline_completes_resumes_and_is_reproducible() {
         }
         assert_eq!(metrics(dir), reference, "{what}: every metric equals the uninterrupted run's");
     }
+}
+
+/// Each stage's `final` is a model folder that opens on its own (the config carrying the tokenizer's
+/// ids, a generation config, the tokenizer files with the chat template), and `hone export` refuses
+/// to write over a folder or file without `--force`.
+fn self_contained_stages_and_export(root: &Path) {
+    let json = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    };
+    for s in STAGES {
+        let f = run_dir(root).join(s).join("final");
+        for name in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"] {
+            assert!(f.join(name).is_file(), "{s}/final/{name}");
+        }
+        let (cfg, tok, tok_cfg) =
+            (json(f.join("config.json")), json(f.join("tokenizer.json")), json(f.join("tokenizer_config.json")));
+        let id_of = |key: &str| -> u64 {
+            let text = tok_cfg[key].as_str().unwrap_or_else(|| panic!("{s}: tokenizer_config.json {key}"));
+            tok["added_tokens"].as_array().unwrap().iter().find(|t| t["content"] == text).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        };
+        assert_eq!(cfg["bos_token_id"].as_u64(), Some(id_of("bos_token")), "{s}: bos_token_id");
+        assert_eq!(cfg["eos_token_id"].as_u64(), Some(id_of("eos_token")), "{s}: eos_token_id");
+        assert_eq!(cfg["pad_token_id"].as_u64(), Some(id_of("pad_token")), "{s}: pad_token_id");
+        assert!(tok_cfg["chat_template"].as_str().is_some_and(|t| t.contains("add_generation_prompt")), "{s}");
+    }
+    let hone = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_hone")).current_dir(root).args(args).output().unwrap();
+    let out = root.join("export-hf");
+    let dpo = run_dir(root).join("dpo").display().to_string();
+    let (o, g) = (out.display().to_string(), root.join("dpo.gguf").display().to_string());
+    assert!(hone(&["export", &dpo, "--format", "hf", "--out", &o]).status.success());
+    assert!(out.join("model.safetensors").is_file() && out.join("generation_config.json").is_file());
+    let again = hone(&["export", &dpo, "--format", "hf", "--out", &o]);
+    assert!(
+        !again.status.success() && text(&again).contains("not empty") && text(&again).contains("--force"),
+        "{}",
+        text(&again)
+    );
+    assert!(hone(&["export", &dpo, "--format", "hf", "--out", &o, "--force"]).status.success());
+    assert!(hone(&["export", &dpo, "--format", "gguf", "--out", &g]).status.success());
+    let again = hone(&["export", &dpo, "--format", "gguf", "--out", &g]);
+    assert!(!again.status.success() && text(&again).contains("--force"), "{}", text(&again));
 }

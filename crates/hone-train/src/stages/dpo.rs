@@ -440,7 +440,7 @@ fn run_dpo(cfg: &DpoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     eprintln!("dpo: starting from {}", opened.dir.display());
     let stage_optim = common.optim(ctx.optim);
     let settings = common.run.settings("dpo", &(&opened.model.config, &stage_optim, cfg), ctx.progress);
-    let config_json = opened.model.config.to_hf_json();
+    let files = hone_model::import::save::model_files(opened.model.config.to_hf_json(), &opened.tokenizer, &opened.template)?;
     let mut task = DpoTask::new(
         data,
         reference,
@@ -452,6 +452,6 @@ fn run_dpo(cfg: &DpoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     );
     task.rpo_alpha = cfg.rpo_alpha;
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(opened.model, &stage_optim, settings, &config_json, &mut task, ctx)?;
+        stage::train_stage(opened.model, &stage_optim, settings, files, &mut task, ctx)?;
     Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
 }

@@ -444,7 +444,7 @@ fn run_kto(cfg: &KtoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     eprintln!("kto: starting from {}", opened.dir.display());
     let stage_optim = common.optim(ctx.optim);
     let settings = common.run.settings("kto", &(&opened.model.config, &stage_optim, cfg), ctx.progress);
-    let config_json = opened.model.config.to_hf_json();
+    let files = hone_model::import::save::model_files(opened.model.config.to_hf_json(), &opened.tokenizer, &opened.template)?;
     let loss =
         KtoLoss { beta: cfg.beta, desirable_weight: cfg.desirable_weight, undesirable_weight: cfg.undesirable_weight };
     let mut task = KtoTask::new(
@@ -457,6 +457,6 @@ fn run_kto(cfg: &KtoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         common.run.grad_accum,
     );
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(opened.model, &stage_optim, settings, &config_json, &mut task, ctx)?;
+        stage::train_stage(opened.model, &stage_optim, settings, files, &mut task, ctx)?;
     Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
 }

@@ -97,7 +97,7 @@ impl StageDef for Orpo {
         eprintln!("orpo: starting from {}", opened.dir.display());
         let stage_optim = common.optim(ctx.optim);
         let settings = common.run.settings("orpo", &(&opened.model.config, &stage_optim, cfg), ctx.progress);
-        let config_json = opened.model.config.to_hf_json();
+        let files = hone_model::import::save::model_files(opened.model.config.to_hf_json(), &opened.tokenizer, &opened.template)?;
         let mut task = OrpoTask::new(
             data,
             opened.tokenizer.pad_id,
@@ -107,7 +107,7 @@ impl StageDef for Orpo {
             common.run.grad_accum,
         );
         let (summary, resumed_from, stage_dir) =
-            stage::train_stage(opened.model, &stage_optim, settings, &config_json, &mut task, ctx)?;
+            stage::train_stage(opened.model, &stage_optim, settings, files, &mut task, ctx)?;
         Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
     }
 }

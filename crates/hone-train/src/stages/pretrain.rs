@@ -197,7 +197,7 @@ pub fn train_with(
     let model = Llama::init(cfg, pre.run.seed, device)?;
     let settings = LoopSettings::from_pretrain(pre, stage::config_hash(&(cfg, optim, pre)), ctx.progress);
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(model, optim, settings, &cfg.to_hf_json(), task, ctx)?;
+        stage::train_stage(model, optim, settings, stage::scratch_model_files(cfg, &ctx.run_dir)?, task, ctx)?;
     Ok(StageReport { summary, stage_dir, init: None, resumed_from, notes: Default::default() })
 }
 

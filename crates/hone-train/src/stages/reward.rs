@@ -192,9 +192,9 @@ fn run_reward(cfg: &RewardConfig, ctx: &StageContext) -> anyhow::Result<StageRep
     let model = RewardModel::new(opened.model, common.run.seed);
     let stage_optim = common.optim(ctx.optim);
     let settings = common.run.settings("reward", &(&model.trunk.config, &stage_optim, cfg), ctx.progress);
-    let config_json = model.hf_config(pad);
+    let files = hone_model::import::save::model_files(model.hf_config(pad), &opened.tokenizer, &opened.template)?;
     let mut task = RewardTask::new(data, pad, common.run.seed, cfg.batch_size, common.run.grad_accum);
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(model, &stage_optim, settings, &config_json, &mut task, ctx)?;
+        stage::train_stage(model, &stage_optim, settings, files, &mut task, ctx)?;
     Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
 }

@@ -269,7 +269,7 @@ fn run_sft(cfg: &SftConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     eprintln!("sft: starting from {}", dir.display());
     let stage_optim = common.optim(ctx.optim);
     let settings = common.run.settings("sft", &(&model.config, &stage_optim, cfg), ctx.progress);
-    let config_json = model.config.to_hf_json();
+    let files = hone_model::import::save::model_files(model.config.to_hf_json(), &tokenizer, &template)?;
     let mut task = SftTask {
         data,
         pad: tokenizer.pad_id,
@@ -280,6 +280,6 @@ fn run_sft(cfg: &SftConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         max_len,
     };
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(model, &stage_optim, settings, &config_json, &mut task, ctx)?;
+        stage::train_stage(model, &stage_optim, settings, files, &mut task, ctx)?;
     Ok(StageReport { summary, stage_dir, init: Some(dir), resumed_from, notes })
 }

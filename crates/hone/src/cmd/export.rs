@@ -33,9 +33,40 @@ pub struct ExportArgs {
     /// The folder (hf) or file (gguf) to write.
     #[arg(long, short)]
     pub out: PathBuf,
+    /// Write into a folder that is not empty (its files of the same names are replaced), or over an
+    /// existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Refuses to write over what is there without `--force`: a non-empty folder (hf) or a file (gguf).
+fn check_out(a: &ExportArgs) -> Result<()> {
+    if a.force {
+        return Ok(());
+    }
+    match a.format {
+        Format::Hf => {
+            if a.out.is_file() {
+                anyhow::bail!("{}: is a file; --format hf writes a folder", a.out.display());
+            }
+            let busy = std::fs::read_dir(&a.out).map(|mut d| d.next().is_some()).unwrap_or(false);
+            anyhow::ensure!(
+                !busy,
+                "{}: the folder is not empty; choose an empty or new folder, or pass --force to replace its files",
+                a.out.display()
+            );
+        }
+        Format::Gguf => anyhow::ensure!(
+            !a.out.exists(),
+            "{}: exists; choose another name, or pass --force to replace it",
+            a.out.display()
+        ),
+    }
+    Ok(())
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
+    check_out(&a)?;
     let device = hone_model::device::select("cpu")?;
     let m = hone_model::load(&a.model, &device).with_context(|| format!("opening {}", a.model.display()))?;
     match a.format {

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""A hone model beside the libraries people load it with: `hone export` writes a Hugging Face folder
+(and, with --gguf, GGUF files), and this checks that
+- `transformers` (`AutoTokenizer`, `AutoModelForCausalLM`) tokenizes the texts and renders the chat
+  prompt as hone does, gives the same logits (max |difference| at most 1e-4 of the largest |logit|)
+  and the same greedy chat answer of 64 tokens (stop tokens held back until then on every side);
+- llama.cpp (`llama-cpp-python`) tokenizes the texts as hone does and, on the F32 file, answers the
+  chat prompt greedily with the same 32 tokens (and reports how many the Q8_0 file shares).
+
+    cargo build --release && cargo build --release -p hone-model --example dump_logits
+    python scripts/check_export.py runs/default/dpo [--gguf] [--work DIR]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HONE = os.path.join(HERE, "target", "release", "hone")
+DUMP = os.path.join(HERE, "target", "release", "examples", "dump_logits")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model", help="anything hone opens with -m: a stage folder, checkpoint, HF folder or GGUF")
+    ap.add_argument("--gguf", action="store_true", help="also check llama.cpp on F32 and Q8_0 GGUF exports")
+    ap.add_argument("--work", help="folder for the exports (default: a temporary one)")
+    a = ap.parse_args()
+    work = a.work or tempfile.mkdtemp(prefix="hone-export-")
+    os.makedirs(work, exist_ok=True)
+    ref_path = os.path.join(work, "hone.json")
+    subprocess.run([DUMP, a.model, ref_path], check=True)
+    ref = json.load(open(ref_path))
+    hf = os.path.join(work, "hf")
+    subprocess.run([HONE, "export", a.model, "--format", "hf", "--out", hf, "--force"], check=True,
+                   stdout=subprocess.DEVNULL)
+    failures = []
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(2)
+    tok = AutoTokenizer.from_pretrained(hf)
+    model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
+    print(f"transformers: {type(model).__name__} from {hf}")
+    worst = 0.0
+    for t in ref["texts"]:
+        ids = tok(t["text"])["input_ids"]
+        if ids != t["ids"]:
+            failures.append(f"transformers tokenizes {t['text']!r} as {ids}, hone as {t['ids']}")
+            continue
+        with torch.no_grad():
+            got = model(torch.tensor([ids])).logits[0].numpy()
+        want = np.array(t["logits"], dtype=np.float32)
+        rel = float(np.abs(got - want).max() / np.abs(want).max())
+        worst = max(worst, rel)
+        if rel > 1e-4 or (got.argmax(-1) != want.argmax(-1)).any():
+            failures.append(f"logits of {t['text']!r}: max difference {rel:.2e} of the largest, or another argmax")
+    print(f"logits: {len(ref['texts'])} texts, max |difference| {worst:.2e} of the largest |logit|")
+    chat = ref["chat"]
+    prompt = tok.apply_chat_template(chat["messages"], add_generation_prompt=True, tokenize=True)
+    if hasattr(prompt, "input_ids"):
+        prompt = prompt["input_ids"]
+    prompt = list(prompt)
+    if prompt != chat["prompt_ids"]:
+        failures.append(f"chat prompt: transformers {prompt}, hone {chat['prompt_ids']}")
+    with torch.no_grad():
+        # 64 tokens exactly, stop tokens held back until then (as hone's dump does).
+        out = model.generate(torch.tensor([chat["prompt_ids"]]), max_new_tokens=64, min_new_tokens=64,
+                             do_sample=False)
+    tokens = out[0, len(chat["prompt_ids"]):].tolist()
+    eos = model.generation_config.eos_token_id
+    stops = set(eos if isinstance(eos, list) else [eos])
+    same = tokens == chat["tokens"]
+    print(f"greedy chat answer: {len(tokens)} tokens from transformers, {len(chat['tokens'])} from hone, "
+          f"{'the same' if same else 'DIFFERENT'}: {chat['text']!r}")
+    if not same:
+        failures.append(f"greedy answer: transformers {tokens}, hone {chat['tokens']}")
+
+    if a.gguf:
+        from llama_cpp import Llama
+
+        for ty in ["f32", "q8_0"]:
+            path = os.path.join(work, f"model-{ty}.gguf")
+            subprocess.run([HONE, "export", a.model, "--format", "gguf", "--type", ty, "--out", path, "--force"],
+                           check=True, stdout=subprocess.DEVNULL)
+            llm = Llama(model_path=path, n_ctx=512, n_threads=2, logits_all=True, verbose=False)
+            for t in ref["texts"]:
+                ids = llm.tokenize(t["text"].encode(), add_bos=llm.metadata.get("tokenizer.ggml.add_bos_token") == "true",
+                                   special=True)
+                if ids != t["ids"]:
+                    failures.append(f"llama.cpp ({ty}) tokenizes {t['text']!r} as {ids}, hone as {t['ids']}")
+            llm.reset()
+            llm.eval(chat["prompt_ids"])
+            got = []
+            for _ in range(32):
+                scores = np.array(llm.scores[llm.n_tokens - 1])
+                scores[list(stops)] = -np.inf  # held back, as on the other sides
+                nxt = int(np.argmax(scores))
+                got.append(nxt)
+                llm.eval([nxt])
+            n = min(32, len(chat["tokens"]))
+            shared = next((i for i, (x, y) in enumerate(zip(got, chat["tokens"])) if x != y), min(len(got), n))
+            print(f"llama.cpp {ty}: tokenization {'the same' if not any(ty in f for f in failures) else 'DIFFERENT'}; "
+                  f"greedy answer shares its first {shared} of {n} tokens with hone's")
+            if ty == "f32" and got[:n] != chat["tokens"][:n]:
+                failures.append(f"llama.cpp f32 greedy answer: {got[:n]}, hone {chat['tokens'][:n]}")
+    for f in failures:
+        print("FAIL:", f)
+    print("all checks passed" if not failures else f"{len(failures)} checks failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
