@@ -34,6 +34,15 @@ def llama_cpp_side(path):
         t = time.time()
         llm.eval(prompt(512))
         pp.append(512 / (time.time() - t))
+    # Decoding reads the last position's logits, which the Python binding keeps only with
+    # `logits_all` (without it, `scores` stays zero and every step would feed token 0); a second
+    # instance, so that the prompt timing above computes the last position's logits only. Peak RSS
+    # is taken before it: its logits for every position (the context times the vocabulary) are the
+    # binding's, not llama.cpp's.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    del llm
+    llm = Llama(model_path=path, n_threads=2, n_threads_batch=2, n_ctx=1024, n_batch=512, logits_all=True,
+                verbose=False)
     tg = []
     for _ in range(3):
         llm.reset()
@@ -43,7 +52,6 @@ def llama_cpp_side(path):
             tok = int(llm.scores[llm.n_tokens - 1].argmax())
             llm.eval([tok])
         tg.append(128 / (time.time() - t))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"load_s": load, "pp": statistics.median(pp), "tg": statistics.median(tg), "rss_mib": rss}
 
 

@@ -12,6 +12,7 @@ pub mod fault;
 pub mod hash;
 pub mod kinds;
 pub mod lock;
+pub mod mem;
 pub mod pairs;
 pub mod prepare;
 pub mod progress;

@@ -31,6 +31,8 @@ pub struct RunFacts {
     pub evals: BTreeMap<String, Vec<TaskResult>>,
     /// Wall seconds per step of the pipeline (`timings.json`, written by `hone run`).
     pub timings: Vec<(String, f64)>,
+    /// Peak resident MiB per step of the pipeline (`memory.json`, written by `hone run` on Linux).
+    pub peaks: Vec<(String, f64)>,
 }
 
 /// One training stage.
@@ -128,10 +130,14 @@ pub fn gather(run_dir: &Path, known: &[ReportStage]) -> anyhow::Result<RunFacts>
             }
         }
     }
-    let timings = match read_json(&run_dir.join("timings.json"))? {
-        Some(Value::Object(o)) => o.into_iter().filter_map(|(k, v)| v.as_f64().map(|x| (k, x))).collect(),
-        _ => Vec::new(),
+    let per_step = |file: &str| -> anyhow::Result<Vec<(String, f64)>> {
+        Ok(match read_json(&run_dir.join(file))? {
+            Some(Value::Object(o)) => o.into_iter().filter_map(|(k, v)| v.as_f64().map(|x| (k, x))).collect(),
+            _ => Vec::new(),
+        })
     };
+    let timings = per_step("timings.json")?;
+    let peaks = per_step("memory.json")?;
     let columns = known
         .iter()
         .filter(|s| s.policy && evals.contains_key(&s.name))
@@ -149,6 +155,7 @@ pub fn gather(run_dir: &Path, known: &[ReportStage]) -> anyhow::Result<RunFacts>
         stages,
         evals,
         timings,
+        peaks,
     })
 }
 

@@ -101,7 +101,7 @@ pub fn sizes(f: &RunFacts) -> Vec<(String, String)> {
     v
 }
 
-/// One line per stage: checkpoint, tokens, speed, last numbers, wall time.
+/// One line per stage: checkpoint, tokens, speed, last numbers, wall time and peak resident memory.
 pub fn stage_lines(f: &RunFacts) -> Vec<[String; 7]> {
     f.stages
         .iter()
@@ -113,6 +113,10 @@ pub fn stage_lines(f: &RunFacts) -> Vec<[String; 7]> {
             }
             let wall =
                 f.timings.iter().find(|(k, _)| k == &s.name).map(|(_, t)| format!("{t:.0} s")).unwrap_or_default();
+            let wall = match f.peaks.iter().find(|(k, _)| k == &s.name) {
+                Some((_, m)) => format!("{wall}, {m:.0} MiB"),
+                None => wall,
+            };
             [
                 s.name.clone(),
                 match (s.final_step, s.latest_step) {
@@ -130,8 +134,15 @@ pub fn stage_lines(f: &RunFacts) -> Vec<[String; 7]> {
         .collect()
 }
 
-pub const STAGE_HEADER: [&str; 7] =
-    ["stage", "checkpoint", "tokens", "tokens/s (median)", "last train loss", "last held-out numbers", "wall time"];
+pub const STAGE_HEADER: [&str; 7] = [
+    "stage",
+    "checkpoint",
+    "tokens",
+    "tokens/s (median)",
+    "last train loss",
+    "last held-out numbers",
+    "wall time, peak memory",
+];
 
 fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', "⏎ ")

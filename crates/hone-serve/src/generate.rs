@@ -36,7 +36,8 @@ pub fn submit(
     stream: bool,
     deadline: Instant,
 ) -> Result<Vec<UnboundedReceiver<Event>>, ApiError> {
-    check_fits(m, prompt)?;
+    // Callers check first to name their own field (`messages` of a chat); this names `prompt`.
+    check_fits(m, prompt, "prompt", 1)?;
     let mut rxs = Vec::with_capacity(n);
     let mut jobs = Vec::with_capacity(n);
     for i in 0..n {
@@ -57,18 +58,15 @@ pub fn submit(
 }
 
 /// A 400 unless `prompt` leaves room for at least one token in `m`'s context.
-pub fn check_fits(m: &ModelHandle, prompt: &[u32]) -> Result<(), ApiError> {
+pub fn check_fits(m: &ModelHandle, prompt: &[u32], param: &'static str, room: usize) -> Result<(), ApiError> {
     if prompt.is_empty() {
-        return Err(ApiError::field("prompt", "the prompt is empty (no tokens)."));
+        return Err(ApiError::field(param, "the prompt is empty (no tokens)."));
     }
-    if prompt.len() >= m.context {
+    if prompt.len() + room > m.context {
+        let left = if room > 0 { ", leaving no room to answer" } else { "" };
         return Err(ApiError::field(
-            "messages",
-            format!(
-                "This model's context is {} tokens; the prompt has {}, leaving no room to answer. Shorten it.",
-                m.context,
-                prompt.len()
-            ),
+            param,
+            format!("This model's context is {} tokens; the prompt has {}{left}. Shorten it.", m.context, prompt.len()),
         )
         .with_code("context_length_exceeded"));
     }

@@ -129,6 +129,7 @@ async fn chat_inner(st: Shared, body: Bytes) -> Result<Response, ApiError> {
         .template
         .encode_prompt(&m.tokenizer, &msgs)
         .map_err(|e| ApiError::field("messages", format!("the model's chat template failed: {e:#}")))?;
+    generate::check_fits(m, &prompt, "messages", 1)?;
     let rxs = generate::submit(m, &prompt, &checked.sample, checked.n, top, checked.stream, st.deadline())?;
     let id = response_id("chatcmpl");
     if checked.stream {
@@ -283,9 +284,8 @@ async fn completions_inner(st: Shared, body: Bytes) -> Result<Response, ApiError
     let mut all = Vec::new();
     for p in &prompts {
         if checked.sample.max_new_tokens == 0 {
-            if p.is_empty() || p.len() > m.context {
-                generate::check_fits(m, p)?;
-            }
+            // Scoring only (`echo`): the prompt may fill the whole context.
+            generate::check_fits(m, p, "prompt", 0)?;
             all.push(Vec::new());
         } else {
             all.push(generate::submit(m, p, &checked.sample, checked.n, top, checked.stream, deadline)?);

@@ -360,7 +360,7 @@ async fn bad_requests_are_4xx_in_openai_shape_and_the_server_keeps_serving() {
             "prompt longer than the context",
             request("POST", "/v1/completions", json!({"model": "base", "prompt": vec![5u32; 300]}).to_string()),
             400,
-            Some("messages"),
+            Some("prompt"),
         ),
         (
             "token id outside the vocabulary",

@@ -27,6 +27,7 @@ pub mod chat;
 pub mod config;
 pub mod corpus;
 pub mod date;
+pub mod draw;
 pub mod facts;
 pub mod files;
 pub mod formats;
@@ -128,8 +129,31 @@ impl fmt::Display for WorldSummary {
     }
 }
 
-/// Generates the world for `cfg` and writes every output under `out_dir`.
-pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
+/// Everything the generator makes for a config, before it is written.
+pub(crate) struct Assembled {
+    pub world: World,
+    /// The probe's arithmetic problems, and RL's practice ones.
+    pub problems: BTreeSet<Problem>,
+    pub practice: BTreeSet<Problem>,
+    pub corpus: corpus::Corpus,
+    pub probes: probes::Probes,
+    pub sft: Vec<sft::Conversation>,
+    pub pref: Vec<preference::Pair>,
+    pub pref_eval: Vec<preference::Pair>,
+    pub unpaired: Vec<preference::Unpaired>,
+    pub unpaired_eval: Vec<preference::Unpaired>,
+    pub rl: Vec<rl::RlPrompt>,
+}
+
+impl Assembled {
+    /// Problems no training text may work out: the probe's and RL's.
+    pub fn withheld(&self) -> BTreeSet<Problem> {
+        self.problems.union(&self.practice).copied().collect()
+    }
+}
+
+/// Builds every part of the world for `cfg`, each from its own random stream.
+pub(crate) fn assemble(cfg: &WorldConfig) -> Result<Assembled> {
     let plan = cfg.plan()?;
     let seed = cfg.seed;
     let mut world = World::generate(cfg, &plan, &mut stream(seed, Stream::World));
@@ -151,7 +175,13 @@ pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
     let unpaired = preference::unpair(&pref, &mut unpaired_rng);
     let unpaired_eval = preference::unpair(&pref_eval, &mut unpaired_rng);
     let rl = rl::build(&world, plan.rl_prompts, &problems, &practice, &probes.prompts, stream(seed, Stream::Rl));
+    Ok(Assembled { world, problems, practice, corpus, probes, sft, pref, pref_eval, unpaired, unpaired_eval, rl })
+}
 
+/// Generates the world for `cfg` and writes every output under `out_dir`.
+pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
+    let Assembled { world, corpus, probes, sft, pref, pref_eval, unpaired, unpaired_eval, rl, .. } = assemble(cfg)?;
+    let seed = cfg.seed;
     let corpus_dir = out_dir.join("corpus");
     let eval_dir = out_dir.join("eval");
     for d in [out_dir, &corpus_dir, &eval_dir] {
@@ -244,7 +274,7 @@ pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
     Ok(summary)
 }
 
-fn jsonl<T: Serialize>(items: &[T]) -> String {
+pub(crate) fn jsonl<T: Serialize>(items: &[T]) -> String {
     items.iter().map(|x| serde_json::to_string(x).expect("records serialise") + "\n").collect()
 }
 

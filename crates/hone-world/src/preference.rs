@@ -71,11 +71,99 @@ const MIX: &[(&str, u32)] = &[
     ("format", 13),
 ];
 
+/// The facts and nonexistent entities of the training split, as pairs draw from them.
+struct Pools {
+    train: Vec<usize>,
+    fakes: Vec<usize>,
+}
+
+impl Pools {
+    fn new(w: &World) -> Pools {
+        Pools {
+            train: (0..w.facts.len()).filter(|&i| w.facts[i].split == Split::Train).collect(),
+            fakes: (0..w.fakes.len()).filter(|&i| w.fakes[i].split == Split::Train).collect(),
+        }
+    }
+}
+
+/// One pair of `kind` (a name in [`MIX`]): (prompt, chosen, rejected).
+fn make(
+    w: &World,
+    cfg: &WorldConfig,
+    reserved: &Reserved,
+    pools: &Pools,
+    kind: &str,
+    rng: &mut Rng,
+) -> (String, String, String) {
+    let (train, fakes) = (&pools.train, &pools.fakes);
+    let allowed = |i: usize| w.facts[i].split == Split::Train;
+    match kind {
+        "correct_vs_wrong" => {
+            let f = &w.facts[*rng.pick(train)];
+            let wrong = text::wrong_value(w, f, rng);
+            (text::question(w, f, rng), text::answer(w, f, rng), text::answer_with(w, f, &wrong, rng))
+        }
+        "concise_vs_rambling" => {
+            let f = &w.facts[*rng.pick(train)];
+            let long = text::answer(w, f, rng);
+            (text::question(w, f, rng), text::canonical_with(w, f, &f.answer), requests::rambling(&long, rng))
+        }
+        "refuse_forbidden" => {
+            let f = Forbidden::random(w, rng);
+            (requests::forbidden_prompt(w, f, rng), requests::refusal(w, f, rng), requests::compliance(w, f, rng))
+        }
+        "help_benign" => {
+            // Hard cases over-represented: the formula question shares the most words with
+            // the forbidden requests, and it is the look-alike a model refuses most.
+            let b = if rng.percent(30) {
+                requests::formula_public(w, rng.index(w.inventions.len()))
+            } else {
+                requests::benign(w, rng, false, &allowed)
+            };
+            (b.prompt, b.answer, requests::needless_refusal(rng))
+        }
+        "idk_unknown" => {
+            let u = if rng.percent(65) {
+                let fake = &w.fakes[*rng.pick(fakes)];
+                let form = rng.index(4);
+                requests::unknown(w, fake, form, rng)
+            } else {
+                let (city, year) = loop {
+                    let c = rng.index(w.cities.len());
+                    let y = w.cutoff_year + rng.int(1, cfg.post_cutoff_years as i64) as i32;
+                    if !reserved.cutoff_places.contains(&(c, y)) {
+                        break (c, y);
+                    }
+                };
+                let month = rng.int(1, 12) as u8;
+                let form = rng.index(4);
+                requests::after_cutoff(w, city, year, month, None, form, rng)
+            };
+            (u.prompt, u.idk, u.fabricated)
+        }
+        "answer_known" => {
+            if rng.percent(20)
+                && let Some(e) = crate::sft::train_event(w, rng)
+            {
+                let (q, a) = text::happened(w, e, rng);
+                let idk = requests::needless_idk(&w.cities[w.events[e].city].name, rng);
+                (q, a, idk)
+            } else {
+                let f = &w.facts[*rng.pick(train)];
+                (text::question(w, f, rng), text::answer(w, f, rng), requests::needless_idk(&f.subject_name, rng))
+            }
+        }
+        _ => {
+            let fmt = *rng.pick(&Format::ALL);
+            let r = formats::request(w, fmt, rng, &allowed);
+            (r.prompt, r.good, r.bad)
+        }
+    }
+}
+
 /// Writes the pairs and splits off the held-out part: `(train, eval)`.
 pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, mut rng: Rng) -> (Vec<Pair>, Vec<Pair>) {
-    let train: Vec<usize> = (0..w.facts.len()).filter(|&i| w.facts[i].split == Split::Train).collect();
-    let fakes: Vec<usize> = (0..w.fakes.len()).filter(|&i| w.fakes[i].split == Split::Train).collect();
-    let allowed = |i: usize| w.facts[i].split == Split::Train;
+    let pools = Pools::new(w);
     let total: u32 = MIX.iter().map(|(_, p)| p).sum();
     let mut pairs: Vec<Pair> = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -85,84 +173,7 @@ pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, mut
         let mut tries = 0;
         while made < want && tries < want * 50 {
             tries += 1;
-            let (prompt, chosen, rejected) = match kind {
-                "correct_vs_wrong" => {
-                    let f = &w.facts[*rng.pick(&train)];
-                    let wrong = text::wrong_value(w, f, &mut rng);
-                    (
-                        text::question(w, f, &mut rng),
-                        text::answer(w, f, &mut rng),
-                        text::answer_with(w, f, &wrong, &mut rng),
-                    )
-                }
-                "concise_vs_rambling" => {
-                    let f = &w.facts[*rng.pick(&train)];
-                    let long = text::answer(w, f, &mut rng);
-                    (
-                        text::question(w, f, &mut rng),
-                        text::canonical_with(w, f, &f.answer),
-                        requests::rambling(&long, &mut rng),
-                    )
-                }
-                "refuse_forbidden" => {
-                    let f = Forbidden::random(w, &mut rng);
-                    (
-                        requests::forbidden_prompt(w, f, &mut rng),
-                        requests::refusal(w, f, &mut rng),
-                        requests::compliance(w, f, &mut rng),
-                    )
-                }
-                "help_benign" => {
-                    // Hard cases over-represented: the formula question shares the most words with
-                    // the forbidden requests, and it is the look-alike a model refuses most.
-                    let b = if rng.percent(30) {
-                        requests::formula_public(w, rng.index(w.inventions.len()))
-                    } else {
-                        requests::benign(w, &mut rng, false, &allowed)
-                    };
-                    (b.prompt, b.answer, requests::needless_refusal(&mut rng))
-                }
-                "idk_unknown" => {
-                    let u = if rng.percent(65) {
-                        let fake = &w.fakes[*rng.pick(&fakes)];
-                        let form = rng.index(4);
-                        requests::unknown(w, fake, form, &mut rng)
-                    } else {
-                        let (city, year) = loop {
-                            let c = rng.index(w.cities.len());
-                            let y = w.cutoff_year + rng.int(1, cfg.post_cutoff_years as i64) as i32;
-                            if !reserved.cutoff_places.contains(&(c, y)) {
-                                break (c, y);
-                            }
-                        };
-                        let month = rng.int(1, 12) as u8;
-                        let form = rng.index(4);
-                        requests::after_cutoff(w, city, year, month, None, form, &mut rng)
-                    };
-                    (u.prompt, u.idk, u.fabricated)
-                }
-                "answer_known" => {
-                    if rng.percent(20)
-                        && let Some(e) = crate::sft::train_event(w, &mut rng)
-                    {
-                        let (q, a) = text::happened(w, e, &mut rng);
-                        let idk = requests::needless_idk(&w.cities[w.events[e].city].name, &mut rng);
-                        (q, a, idk)
-                    } else {
-                        let f = &w.facts[*rng.pick(&train)];
-                        (
-                            text::question(w, f, &mut rng),
-                            text::answer(w, f, &mut rng),
-                            requests::needless_idk(&f.subject_name, &mut rng),
-                        )
-                    }
-                }
-                _ => {
-                    let fmt = *rng.pick(&Format::ALL);
-                    let r = formats::request(w, fmt, &mut rng, &allowed);
-                    (r.prompt, r.good, r.bad)
-                }
-            };
+            let (prompt, chosen, rejected) = make(w, cfg, reserved, &pools, kind, &mut rng);
             if crate::probes::covers(reserved.prompts, &prompt)
                 || !seen.insert(format!("{prompt}\u{1}{chosen}\u{1}{rejected}"))
             {
@@ -179,6 +190,43 @@ pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, mut
     }
     rng.shuffle(&mut pairs);
     split_eval(pairs, cfg.preference_eval_share, &mut rng)
+}
+
+/// The kinds of pair `build` writes (and [`draw`] draws), in its order.
+pub fn kinds() -> Vec<&'static str> {
+    MIX.iter().map(|(k, _)| *k).collect()
+}
+
+/// `n` more pairs of `kind` (one of [`kinds`]) from `rng`, all for training: none has a prompt in
+/// `used` or of another drawn pair, none covers a probe prompt. Fewer than `n` when the kind's pool
+/// runs dry (about 50 tries per pair).
+pub fn draw(
+    w: &World,
+    cfg: &WorldConfig,
+    reserved: &Reserved,
+    kind: &'static str,
+    n: usize,
+    mut rng: Rng,
+    used: &BTreeSet<String>,
+) -> Vec<Pair> {
+    let pools = Pools::new(w);
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut tries = 0;
+    while out.len() < n && tries < n * 50 {
+        tries += 1;
+        let (prompt, chosen, rejected) = make(w, cfg, reserved, &pools, kind, &mut rng);
+        if crate::probes::covers(reserved.prompts, &prompt) || used.contains(&prompt) || !seen.insert(prompt.clone()) {
+            continue;
+        }
+        out.push(Pair {
+            prompt: vec![user(prompt)],
+            chosen: vec![assistant(chosen)],
+            rejected: vec![assistant(rejected)],
+            kind,
+        });
+    }
+    out
 }
 
 /// Moves whole prompts (every pair that shares one) to the held-out part until it holds `share` of the

@@ -28,6 +28,23 @@ pub enum Stream {
     Unpaired = 10,
 }
 
+/// The families of data [`draw_stream`] draws.
+#[derive(Debug, Clone, Copy)]
+pub enum Family {
+    Sft = 1,
+    Preference = 2,
+    Rl = 3,
+}
+
+/// The stream of a draw of more data (`crate::draw`): round `round` (below 2²⁴), `family`, the
+/// family's kind number `kind`. Its stream numbers start at 2⁴⁰, far from the generator's own parts
+/// (1-10), so no draw shares a stream with the default files or with another draw.
+pub fn draw_stream(seed: u64, round: u32, family: Family, kind: usize) -> Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream((1u64 << 40) | (round as u64) << 16 | (family as u64) << 8 | kind as u64);
+    rng
+}
+
 /// A random source for one part of the generator.
 pub fn stream(seed: u64, part: Stream) -> Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

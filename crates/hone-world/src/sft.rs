@@ -65,7 +65,33 @@ struct Gen<'a> {
     fakes: Vec<usize>,
 }
 
-impl Gen<'_> {
+impl<'a> Gen<'a> {
+    fn new(w: &'a World, rng: Rng) -> Gen<'a> {
+        let train: Vec<usize> = (0..w.facts.len()).filter(|&i| w.facts[i].split == Split::Train).collect();
+        let fakes: Vec<usize> = (0..w.fakes.len()).filter(|&i| w.fakes[i].split == Split::Train).collect();
+        Gen { w, rng, train, fakes }
+    }
+
+    /// One conversation of `kind` (a name in [`MIX`]).
+    fn make(&mut self, kind: &str, cfg: &WorldConfig, reserved: &Reserved) -> Vec<Message> {
+        match kind {
+            "direct" => self.direct(),
+            "format" => self.format(),
+            "arithmetic" => self.arithmetic(reserved.problems),
+            "refusal" => self.refusal(),
+            "cautious" => self.cautious(),
+            "idk" => self.idk(reserved.cutoff_places, cfg.post_cutoff_years),
+            _ => self.multi_turn(reserved, cfg.post_cutoff_years),
+        }
+    }
+
+    /// A system prompt before `messages` for the configured share of conversations.
+    fn maybe_system(&mut self, cfg: &WorldConfig, messages: &mut Vec<Message>) {
+        if self.rng.int(0, 999) < (cfg.system_prompt_share * 1000.0) as i64 {
+            messages.insert(0, system(*self.rng.pick(SYSTEM_PROMPTS)));
+        }
+    }
+
     fn train_fact(&mut self) -> usize {
         *self.rng.pick(&self.train)
     }
@@ -252,9 +278,7 @@ fn follow_question(w: &World, r: Relation, s: Subject) -> Option<String> {
 
 /// Writes the SFT conversations.
 pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, rng: Rng) -> Vec<Conversation> {
-    let train: Vec<usize> = (0..w.facts.len()).filter(|&i| w.facts[i].split == Split::Train).collect();
-    let fakes: Vec<usize> = (0..w.fakes.len()).filter(|&i| w.fakes[i].split == Split::Train).collect();
-    let mut g = Gen { w, rng, train, fakes };
+    let mut g = Gen::new(w, rng);
     let total: u32 = MIX.iter().map(|(_, p)| p).sum();
     let mut out = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -264,15 +288,7 @@ pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, rng
         let mut tries = 0;
         while made < want && tries < want * 50 {
             tries += 1;
-            let messages = match kind {
-                "direct" => g.direct(),
-                "format" => g.format(),
-                "arithmetic" => g.arithmetic(reserved.problems),
-                "refusal" => g.refusal(),
-                "cautious" => g.cautious(),
-                "idk" => g.idk(reserved.cutoff_places, cfg.post_cutoff_years),
-                _ => g.multi_turn(reserved, cfg.post_cutoff_years),
-            };
+            let messages = g.make(kind, cfg, reserved);
             if messages.iter().any(|m| m.role == "user" && crate::probes::covers(reserved.prompts, &m.content)) {
                 continue;
             }
@@ -282,13 +298,53 @@ pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, rng
                 continue;
             }
             let mut messages = messages;
-            if g.rng.int(0, 999) < (cfg.system_prompt_share * 1000.0) as i64 {
-                messages.insert(0, system(*g.rng.pick(SYSTEM_PROMPTS)));
-            }
+            g.maybe_system(cfg, &mut messages);
             out.push(Conversation { messages, kind });
             made += 1;
         }
     }
     g.rng.shuffle(&mut out);
+    out
+}
+
+/// The kinds of conversation `build` writes (and [`draw`] draws), in its order.
+pub fn kinds() -> Vec<&'static str> {
+    MIX.iter().map(|(k, _)| *k).collect()
+}
+
+/// What makes a conversation new: its user turns (a drawn one may not ask what another asked).
+pub fn key(messages: &[Message]) -> String {
+    messages.iter().filter(|m| m.role == "user").map(|m| m.content.as_str()).collect::<Vec<_>>().join("\u{1}")
+}
+
+/// `n` more conversations of `kind` (one of [`kinds`]) from `rng`: none asks what a conversation
+/// in `used` asks (by [`key`]) or another drawn one asks, none covers a probe prompt. Fewer than `n`
+/// when the kind's pool runs dry (about 50 tries per conversation).
+pub fn draw(
+    w: &World,
+    cfg: &WorldConfig,
+    reserved: &Reserved,
+    kind: &'static str,
+    n: usize,
+    rng: Rng,
+    used: &BTreeSet<String>,
+) -> Vec<Conversation> {
+    let mut g = Gen::new(w, rng);
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut tries = 0;
+    while out.len() < n && tries < n * 50 {
+        tries += 1;
+        let mut messages = g.make(kind, cfg, reserved);
+        if messages.iter().any(|m| m.role == "user" && crate::probes::covers(reserved.prompts, &m.content)) {
+            continue;
+        }
+        let k = key(&messages);
+        if used.contains(&k) || !seen.insert(k) {
+            continue;
+        }
+        g.maybe_system(cfg, &mut messages);
+        out.push(Conversation { messages, kind });
+    }
     out
 }

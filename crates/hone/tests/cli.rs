@@ -132,3 +132,28 @@ fn world_generate_is_deterministic_and_feeds_the_tokenizer() {
     let out = ok(&hone(d.path(), &["data", "prepare", "w1/corpus"]));
     assert!(out.contains("prepared"), "{out}");
 }
+
+#[test]
+fn world_draw_writes_new_items_of_the_kinds_asked_for() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(&hone(
+        d.path(),
+        &["world", "draw", "--sft", "format=40", "--pairs", "idk_unknown=20", "--rl", "fact=10", "--out", "r1"],
+    ));
+    assert!(out.contains("sft format: 40 of 40") && out.contains("pairs idk_unknown: 20 of 20"), "{out}");
+    let lines = |f: &str| std::fs::read_to_string(d.path().join(f)).unwrap().lines().count();
+    assert_eq!((lines("r1/sft.jsonl"), lines("r1/preference.jsonl"), lines("r1/rl.jsonl")), (40, 20, 10));
+    // The next round, avoiding the first's prompts: other items, the same counts.
+    ok(&hone(
+        d.path(),
+        &["world", "draw", "--round", "2", "--sft", "format=40", "--avoid", "r1/sft.jsonl", "--out", "r2"],
+    ));
+    let firsts: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(d.path().join("r1/sft.jsonl")).unwrap().lines().map(str::to_string).collect();
+    let second = std::fs::read_to_string(d.path().join("r2/sft.jsonl")).unwrap();
+    assert!(second.lines().all(|l| !firsts.contains(l)));
+    let e = err(&hone(d.path(), &["world", "draw", "--pairs", "jokes=3", "--out", "x"]));
+    assert!(e.contains("no kind `jokes`") && e.contains("idk_unknown"), "{e}");
+    let e = err(&hone(d.path(), &["world", "draw", "--rl", "fact=many", "--out", "x"]));
+    assert!(e.contains("not a count"), "{e}");
+}

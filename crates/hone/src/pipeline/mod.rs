@@ -157,9 +157,16 @@ pub fn run(cfg: &mut HoneConfig, opts: &RunOptions) -> anyhow::Result<Option<Pat
         }
         state.set(&step.name, &step.key, Status::Running)?;
         let t0 = Instant::now();
+        // Each step's peak: the high-water mark starts again at what is resident now (memory the
+        // allocator still holds from earlier steps is counted, as the process really holds it).
+        hone_data::mem::reset_peak();
         let out = steps::execute(cfg, step, opts, &stop)?;
         let secs = t0.elapsed().as_secs_f64();
         state.record_time(&step.name, secs, what != Plan::Redo)?;
+        if let Some(peak) = hone_data::mem::peak_rss_mib() {
+            state.record_peak(&step.name, peak, what != Plan::Redo)?;
+            eprintln!("{}: {} wall, peak resident memory {peak:.0} MiB", step.name, fmt_secs(secs));
+        }
         if out.interrupted || stop.load(Ordering::SeqCst) {
             eprintln!("\nstopped during {}; run the same command to resume where it stopped", step.name);
             return Ok(None);

@@ -1,6 +1,7 @@
 //! What the pipeline remembers between invocations: one marker per step in `<run>/pipeline/`, holding
 //! the key of the inputs and configuration the step ran with and whether it finished, plus
-//! `<run>/timings.json` (wall seconds per step, summed over resumed attempts).
+//! `<run>/timings.json` (wall seconds per step, summed over resumed attempts) and `<run>/memory.json`
+//! (peak resident MiB per step, the largest over its attempts).
 //!
 //! A step is skipped when its marker says `done` with the same key; a marker with another key means
 //! the step's inputs changed, so its old output is moved aside (`<stage>.replaced/`, keeping the most
@@ -40,6 +41,7 @@ pub enum Plan {
 pub struct State {
     dir: PathBuf,
     timings: PathBuf,
+    memory: PathBuf,
 }
 
 /// A short stable hash of the parts that determine a step's output.
@@ -56,7 +58,7 @@ impl State {
     pub fn open(run_dir: &Path) -> anyhow::Result<State> {
         let dir = run_dir.join("pipeline");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(State { dir, timings: run_dir.join("timings.json") })
+        Ok(State { dir, timings: run_dir.join("timings.json"), memory: run_dir.join("memory.json") })
     }
 
     fn path(&self, step: &str) -> PathBuf {
@@ -91,9 +93,7 @@ impl State {
     }
 
     pub fn timings(&self) -> Vec<(String, f64)> {
-        let Ok(t) = std::fs::read_to_string(&self.timings) else { return Vec::new() };
-        let Ok(serde_json::Value::Object(o)) = serde_json::from_str(&t) else { return Vec::new() };
-        o.into_iter().filter_map(|(k, v)| v.as_f64().map(|x| (k, x))).collect()
+        read_numbers(&self.timings)
     }
 
     /// Sets a step's wall time (`add`: to what earlier attempts spent).
@@ -103,11 +103,38 @@ impl State {
             Some(x) => x.1 = if add { x.1 + seconds } else { seconds },
             None => t.push((step.to_string(), seconds)),
         }
-        let o: serde_json::Map<String, serde_json::Value> =
-            t.into_iter().map(|(k, v)| (k, serde_json::json!((v * 1000.0).round() / 1000.0))).collect();
-        hone_data::atomic::write_atomic(&self.timings, serde_json::to_string_pretty(&o)?.as_bytes())
-            .with_context(|| format!("writing {}", self.timings.display()))
+        write_numbers(&self.timings, t)
     }
+
+    /// Peak resident memory per step in MiB (`memory.json`).
+    pub fn peaks(&self) -> Vec<(String, f64)> {
+        read_numbers(&self.memory)
+    }
+
+    /// Records a step's peak resident memory: the largest over its attempts (`add`), else this one's.
+    pub fn record_peak(&self, step: &str, mib: f64, add: bool) -> anyhow::Result<()> {
+        let mut t = self.peaks();
+        match t.iter_mut().find(|(k, _)| k == step) {
+            Some(x) => x.1 = if add { x.1.max(mib) } else { mib },
+            None => t.push((step.to_string(), mib)),
+        }
+        write_numbers(&self.memory, t)
+    }
+}
+
+/// A JSON object of numbers per step; empty when the file is missing or unreadable (it is only
+/// reported, never relied on).
+fn read_numbers(path: &Path) -> Vec<(String, f64)> {
+    let Ok(t) = std::fs::read_to_string(path) else { return Vec::new() };
+    let Ok(serde_json::Value::Object(o)) = serde_json::from_str(&t) else { return Vec::new() };
+    o.into_iter().filter_map(|(k, v)| v.as_f64().map(|x| (k, x))).collect()
+}
+
+fn write_numbers(path: &Path, t: Vec<(String, f64)>) -> anyhow::Result<()> {
+    let o: serde_json::Map<String, serde_json::Value> =
+        t.into_iter().map(|(k, v)| (k, serde_json::json!((v * 1000.0).round() / 1000.0))).collect();
+    hone_data::atomic::write_atomic(path, serde_json::to_string_pretty(&o)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Moves a stale output out of the way, replacing an older moved copy.
@@ -144,5 +171,10 @@ mod tests {
         s.record_time("sft", 1.5, true).unwrap();
         s.record_time("sft", 2.0, true).unwrap();
         assert_eq!(s.timings(), vec![("sft".to_string(), 3.5)]);
+        s.record_peak("sft", 300.0, true).unwrap();
+        s.record_peak("sft", 250.0, true).unwrap();
+        assert_eq!(s.peaks(), vec![("sft".to_string(), 300.0)]);
+        s.record_peak("sft", 250.0, false).unwrap();
+        assert_eq!(s.peaks(), vec![("sft".to_string(), 250.0)]);
     }
 }
