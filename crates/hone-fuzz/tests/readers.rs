@@ -189,6 +189,13 @@ fn readers() -> Vec<Reader> {
             }),
         },
         Reader {
+            name: "draw_avoid",
+            file_name: "earlier-draw.jsonl",
+            // The formats a draw writes: `messages` conversations, `prompt` as turns or as text.
+            seeds: vec![jsonl(&messages()[..2]), jsonl(&pairs()[..2]), jsonl(&rl_prompts())],
+            read: Box::new(|p: &Path| hone_world::draw::prompts_of(p).map(|_| ()).map_err(err)),
+        },
+        Reader {
             name: "task_items",
             file_name: "items.jsonl",
             seeds: vec![task_items],

@@ -118,27 +118,36 @@ pub fn write(d: &Drawn, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(files)
 }
 
-/// The user turns of the records in a drawn (or default) file, to avoid in a later draw: the
-/// `messages` of SFT lines, the `prompt` of preference and RL lines. Lines that are not JSON
-/// objects are errors naming the file and line.
+/// The prompts of the records in a drawn (or default) file, to avoid in a later draw: the user
+/// turns of a `messages` conversation (as [`sft::key`] joins them), or a `prompt`'s user turns (or
+/// its text, when it is a string). A line that is not JSON, or has neither field, is an error naming
+/// the file and line.
 pub fn prompts_of(path: &Path) -> Result<BTreeSet<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut out = BTreeSet::new();
+    let user_turns = |turns: &[serde_json::Value]| -> Vec<String> {
+        turns
+            .iter()
+            .filter(|m| m.get("role").and_then(|r| r.as_str()) == Some("user"))
+            .filter_map(|m| m.get("content").and_then(|c| c.as_str()).map(str::to_string))
+            .collect()
+    };
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| anyhow::anyhow!("{} line {}: not JSON: {e}", path.display(), i + 1))?;
-        let turns = v.get("messages").or_else(|| v.get("prompt")).and_then(|m| m.as_array()).ok_or_else(|| {
-            anyhow::anyhow!("{} line {}: neither `messages` nor `prompt` is a list of turns", path.display(), i + 1)
-        })?;
-        let users: Vec<&str> = turns
-            .iter()
-            .filter(|m| m.get("role").and_then(|r| r.as_str()) == Some("user"))
-            .filter_map(|m| m.get("content").and_then(|c| c.as_str()))
-            .collect();
-        if v.get("messages").is_some() {
-            out.insert(users.join("\u{1}"));
-        } else {
-            out.extend(users.into_iter().map(str::to_string));
+        match (v.get("messages"), v.get("prompt")) {
+            (Some(serde_json::Value::Array(turns)), _) => {
+                out.insert(user_turns(turns).join("\u{1}"));
+            }
+            (_, Some(serde_json::Value::Array(turns))) => out.extend(user_turns(turns)),
+            (_, Some(serde_json::Value::String(p))) => {
+                out.insert(p.clone());
+            }
+            _ => anyhow::bail!(
+                "{} line {}: no `messages` list and no `prompt` (a list of turns or a text)",
+                path.display(),
+                i + 1
+            ),
         }
     }
     Ok(out)
@@ -225,5 +234,9 @@ mod tests {
         std::fs::write(d.path().join("x.jsonl"), "{\"messages\": []}\nnot json\n").unwrap();
         let e = prompts_of(&d.path().join("x.jsonl")).unwrap_err().to_string();
         assert!(e.contains("x.jsonl line 2"), "{e}");
+        std::fs::write(d.path().join("y.jsonl"), "{\"prompt\": \"Is it?\", \"chosen\": \"Yes.\"}\n{\"text\": \"x\"}\n")
+            .unwrap();
+        let e = prompts_of(&d.path().join("y.jsonl")).unwrap_err().to_string();
+        assert!(e.contains("y.jsonl line 2") && e.contains("`prompt`"), "{e}");
     }
 }

@@ -32,7 +32,8 @@ pub struct DrawArgs {
     /// RL prompts with their verifiers, as KIND=COUNT (repeatable). Kinds: arithmetic, fact.
     #[arg(long, value_name = "KIND=COUNT")]
     pub rl: Vec<String>,
-    /// Files of earlier draws (or any SFT, preference or RL JSONL) whose prompts the new items avoid.
+    /// Files of earlier draws (or other JSONL with `messages`, or a `prompt` as turns or text) whose
+    /// prompts the new items avoid.
     #[arg(long, value_name = "FILE")]
     pub avoid: Vec<PathBuf>,
     /// Output folder: sft.jsonl, preference.jsonl, rl.jsonl (those asked for).
