@@ -1,8 +1,9 @@
-//! A model as a GGUF file llama.cpp opens: `llama.*` hyper-parameters, the tokenizer as
-//! `tokenizer.ggml.*` metadata (byte-level BPE: vocabulary, merges, token types, special ids, the
-//! pre-tokenizer type llama.cpp splits text with) and the chat template, and the tensors under
-//! llama.cpp's names with query/key rows permuted as its converter does. The inverse of
-//! [`crate::import::gguf`].
+//! A model as a GGUF file llama.cpp opens: `llama.*` hyper-parameters (`qwen3.*` for a model with
+//! QK-norm, llama.cpp's Qwen3 being Llama with per-head query/key norms and rotate-half RoPE), the
+//! tokenizer as `tokenizer.ggml.*` metadata (byte-level BPE: vocabulary, merges, token types,
+//! special ids, the pre-tokenizer type llama.cpp splits text with) and the chat template, and the
+//! tensors under llama.cpp's names, for `llama` with query/key rows permuted as its converter does.
+//! The inverse of [`crate::import::gguf`].
 
 use crate::llama::Llama;
 use hone_data::tokenizer::Tokenizer;
@@ -20,6 +21,8 @@ pub fn gguf_tensor_name(hf: &str) -> String {
         .replace(".self_attn.k_proj.", ".attn_k.")
         .replace(".self_attn.v_proj.", ".attn_v.")
         .replace(".self_attn.o_proj.", ".attn_output.")
+        .replace(".self_attn.q_norm.", ".attn_q_norm.")
+        .replace(".self_attn.k_norm.", ".attn_k_norm.")
         .replace(".post_attention_layernorm.", ".ffn_norm.")
         .replace(".mlp.gate_proj.", ".ffn_gate.")
         .replace(".mlp.up_proj.", ".ffn_up.")
@@ -43,7 +46,7 @@ pub fn permute_rows(data: &[f32], heads: usize, cols: usize) -> Vec<f32> {
 }
 
 /// The `tokenizer.ggml.pre` type whose split equals `tok`'s pre-tokenizer: `smollm` for a digit split
-/// before GPT-2's regex (hone's `split_digits`), `gpt2` for GPT-2's regex alone; other
+/// before GPT-2's regex (hone's `split_digits`), `gpt-2` for GPT-2's regex alone; other
 /// pre-tokenizers are refused rather than exported with a split llama.cpp would not reproduce.
 pub fn pre_type(tok: &Tokenizer) -> anyhow::Result<&'static str> {
     let json: serde_json::Value = serde_json::from_str(
@@ -53,7 +56,7 @@ pub fn pre_type(tok: &Tokenizer) -> anyhow::Result<&'static str> {
     let byte_level =
         |v: &serde_json::Value| v["type"] == "ByteLevel" && v["use_regex"] != false && v["add_prefix_space"] != true;
     if byte_level(pre) {
-        return Ok("gpt2");
+        return Ok("gpt-2");
     }
     if pre["type"] == "Sequence"
         && let Some([digits, bl]) = pre["pretokenizers"].as_array().map(Vec::as_slice)
@@ -70,24 +73,25 @@ pub fn pre_type(tok: &Tokenizer) -> anyhow::Result<&'static str> {
 /// F16 or Q8_0), norms in F32 as llama.cpp keeps them.
 pub fn gguf_bytes(model: &Llama, tok: &Tokenizer, template: &str, ty: GgmlType) -> anyhow::Result<Vec<u8>> {
     let c = &model.config;
-    anyhow::ensure!(!c.qk_norm, "a model with QK-norm is not a llama-architecture GGUF file");
     anyhow::ensure!(c.rope_scaling.is_none(), "RoPE scaling is not written to GGUF files by hone");
     let mut w = Writer::new();
     let s = |x: &str| Value::String(x.to_string());
     let u = |x: usize| Value::U32(x as u32);
-    w.meta("general.architecture", s("llama"))
-        .meta("llama.block_count", u(c.num_hidden_layers))
-        .meta("llama.context_length", u(c.max_position_embeddings))
-        .meta("llama.embedding_length", u(c.hidden_size))
-        .meta("llama.feed_forward_length", u(c.intermediate_size))
-        .meta("llama.attention.head_count", u(c.num_attention_heads))
-        .meta("llama.attention.head_count_kv", u(c.num_key_value_heads))
-        .meta("llama.rope.dimension_count", u(c.head_dim()))
-        .meta("llama.rope.freq_base", Value::F32(c.rope_theta as f32))
-        .meta("llama.attention.layer_norm_rms_epsilon", Value::F32(c.rms_norm_eps as f32))
-        .meta("llama.vocab_size", u(c.vocab_size));
-    if c.head_dim.is_some() {
-        w.meta("llama.attention.key_length", u(c.head_dim())).meta("llama.attention.value_length", u(c.head_dim()));
+    let arch = if c.qk_norm { "qwen3" } else { "llama" };
+    let key = |k: &str| format!("{arch}.{k}");
+    w.meta("general.architecture", s(arch))
+        .meta(&key("block_count"), u(c.num_hidden_layers))
+        .meta(&key("context_length"), u(c.max_position_embeddings))
+        .meta(&key("embedding_length"), u(c.hidden_size))
+        .meta(&key("feed_forward_length"), u(c.intermediate_size))
+        .meta(&key("attention.head_count"), u(c.num_attention_heads))
+        .meta(&key("attention.head_count_kv"), u(c.num_key_value_heads))
+        .meta(&key("rope.dimension_count"), u(c.head_dim()))
+        .meta(&key("rope.freq_base"), Value::F32(c.rope_theta as f32))
+        .meta(&key("attention.layer_norm_rms_epsilon"), Value::F32(c.rms_norm_eps as f32))
+        .meta(&key("vocab_size"), u(c.vocab_size));
+    if c.head_dim.is_some() || c.qk_norm {
+        w.meta(&key("attention.key_length"), u(c.head_dim())).meta(&key("attention.value_length"), u(c.head_dim()));
     }
     let json: serde_json::Value = serde_json::from_str(
         &tok.inner().to_string(false).map_err(|e| anyhow::anyhow!("serialising the tokenizer: {e}"))?,
@@ -138,9 +142,10 @@ pub fn gguf_bytes(model: &Llama, tok: &Tokenizer, template: &str, ty: GgmlType) 
     for (spec, p) in model.params() {
         let name = gguf_tensor_name(&spec.name);
         let mut data = p.to_vec();
-        if name.ends_with("attn_q.weight") {
+        // llama.cpp's `llama` applies RoPE to interleaved halves; its Qwen3 to rotate-half ones.
+        if !c.qk_norm && name.ends_with("attn_q.weight") {
             data = permute_rows(&data, c.num_attention_heads, spec.shape[1]);
-        } else if name.ends_with("attn_k.weight") {
+        } else if !c.qk_norm && name.ends_with("attn_k.weight") {
             data = permute_rows(&data, c.num_key_value_heads, spec.shape[1]);
         }
         let t = if spec.shape.len() == 1 { GgmlType::F32 } else { ty };

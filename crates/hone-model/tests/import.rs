@@ -170,6 +170,29 @@ fn gguf_of(model: &Llama, tok: &Tokenizer, template: &str, ty: GgmlType) -> Vec<
     hone_model::export::gguf_bytes(model, tok, template, ty).unwrap()
 }
 
+/// A model with QK-norm goes to GGUF as llama.cpp's Qwen3 (no RoPE permutation, the norms under
+/// `attn_q_norm`/`attn_k_norm`) and comes back the same.
+#[test]
+fn qk_norm_models_round_trip_through_gguf_as_qwen3() {
+    let d = Device::flex();
+    let mut cfg = config(true, None, None);
+    cfg.qk_norm = true;
+    let model = Llama::init(&cfg, 6, &d).unwrap();
+    let tok = tokenizer();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qk.gguf");
+    std::fs::write(&path, gguf_of(&model, &tok, "{{ messages[0].content }}", GgmlType::F32)).unwrap();
+    let g = hone_gguf::Gguf::open(&path).unwrap();
+    assert_eq!(g.get("general.architecture").and_then(|v| v.as_str()), Some("qwen3"));
+    assert!(g.tensor("blk.0.attn_q_norm.weight").is_some() && g.tensor("blk.0.attn_k_norm.weight").is_some());
+    let m = hone_model::load(&path, &d).unwrap();
+    assert_eq!(LlamaConfig { initializer_range: 0.2, ..m.model.config.clone() }, model.config);
+    for t in TEXTS {
+        let ids = tok.encode(t).unwrap();
+        assert_eq!(logits(&m.model, &ids), logits(&model, &ids), "{t}");
+    }
+}
+
 #[test]
 fn gguf_file_with_its_tokenizer_and_template() {
     let d = Device::flex();

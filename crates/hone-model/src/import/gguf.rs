@@ -1,6 +1,7 @@
-//! A llama.cpp GGUF file as a hone model: the architecture from `llama.*` metadata, tensors renamed
-//! from llama.cpp's names to Hugging Face's and dequantised to f32, and the query/key rows put back
-//! in Hugging Face's order (llama.cpp's converter interleaves the two RoPE halves of every head).
+//! A llama.cpp GGUF file as a hone model: the architecture from `llama.*` (or `qwen3.*`, Llama with
+//! QK-norm) metadata, tensors renamed from llama.cpp's names to Hugging Face's and dequantised to
+//! f32, and for `llama` the query/key rows put back in Hugging Face's order (llama.cpp's converter
+//! interleaves the two RoPE halves of every head there; Qwen3 keeps rotate-half order).
 
 use crate::config::LlamaConfig;
 use crate::llama::Llama;
@@ -27,32 +28,32 @@ pub fn load(path: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
     Ok(LoadedModel { model, tokenizer, template, dir: path.to_path_buf() })
 }
 
-/// The architecture in `g`'s metadata; only `general.architecture = llama` is read.
+/// The architecture in `g`'s metadata: `general.architecture` `llama`, or `qwen3` (QK-norm).
 pub fn config(g: &Gguf) -> anyhow::Result<LlamaConfig> {
     let origin = g.path.display().to_string();
     let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("");
     anyhow::ensure!(
-        arch == "llama",
-        "{origin}: general.architecture is `{arch}`; hone opens Llama-architecture GGUF files (llama)"
+        matches!(arch, "llama" | "qwen3"),
+        "{origin}: general.architecture is `{arch}`; hone opens Llama-architecture GGUF files (llama, qwen3)"
     );
     let int = |k: &str| -> anyhow::Result<usize> {
-        g.get(&format!("llama.{k}"))
+        g.get(&format!("{arch}.{k}"))
             .and_then(|v| v.as_u64())
             .map(|v| v as usize)
-            .ok_or_else(|| anyhow::anyhow!("{origin}: metadata `llama.{k}` is missing or not an integer"))
+            .ok_or_else(|| anyhow::anyhow!("{origin}: metadata `{arch}.{k}` is missing or not an integer"))
     };
-    let float = |k: &str| g.get(&format!("llama.{k}")).and_then(|v| v.as_f64());
+    let float = |k: &str| g.get(&format!("{arch}.{k}")).and_then(|v| v.as_f64());
     let embed =
         g.tensor("token_embd.weight").ok_or_else(|| anyhow::anyhow!("{origin}: no tensor `token_embd.weight`"))?;
     let shape = embed.shape();
     anyhow::ensure!(shape.len() == 2, "{origin}: token_embd.weight is not a matrix");
     let (hidden, heads) = (int("embedding_length")?, int("attention.head_count")?);
-    let head_dim = match g.get("llama.attention.key_length").and_then(|v| v.as_u64()) {
+    let head_dim = match g.get(&format!("{arch}.attention.key_length")).and_then(|v| v.as_u64()) {
         Some(k) => k as usize,
         None => int("rope.dimension_count").unwrap_or(hidden / heads.max(1)),
     };
-    if let Some(t) = g.get("llama.rope.scaling.type").and_then(|v| v.as_str()) {
-        anyhow::ensure!(t == "none", "{origin}: llama.rope.scaling.type `{t}` is not implemented for GGUF files");
+    if let Some(t) = g.get(&format!("{arch}.rope.scaling.type")).and_then(|v| v.as_str()) {
+        anyhow::ensure!(t == "none", "{origin}: {arch}.rope.scaling.type `{t}` is not implemented for GGUF files");
     }
     anyhow::ensure!(
         g.tensor("rope_freqs.weight").is_none(),
@@ -70,7 +71,7 @@ pub fn config(g: &Gguf) -> anyhow::Result<LlamaConfig> {
         rms_norm_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
         rope_theta: float("rope.freq_base").unwrap_or(10_000.0),
         tie_word_embeddings: g.tensor("output.weight").is_none(),
-        qk_norm: false,
+        qk_norm: arch == "qwen3",
         initializer_range: 0.02,
         head_dim: Some(head_dim),
         rope_scaling: None,
@@ -83,8 +84,10 @@ pub fn config(g: &Gguf) -> anyhow::Result<LlamaConfig> {
 }
 
 /// llama.cpp's name of the tensor Hugging Face calls `hf`, and whether its rows were permuted for
-/// RoPE (with the number of heads they were permuted over).
+/// RoPE (with the number of heads they were permuted over: `llama` files only, as Qwen3's keep
+/// rotate-half order).
 fn gguf_name(hf: &str, c: &LlamaConfig) -> Option<(String, Option<usize>)> {
+    let permuted = |heads: usize| (!c.qk_norm).then_some(heads);
     Some(match hf {
         "model.embed_tokens.weight" => ("token_embd.weight".into(), None),
         "model.norm.weight" => ("output_norm.weight".into(), None),
@@ -94,8 +97,10 @@ fn gguf_name(hf: &str, c: &LlamaConfig) -> Option<(String, Option<usize>)> {
             let (layer, param) = rest.split_once('.')?;
             let (name, perm) = match param {
                 "input_layernorm.weight" => ("attn_norm", None),
-                "self_attn.q_proj.weight" => ("attn_q", Some(c.num_attention_heads)),
-                "self_attn.k_proj.weight" => ("attn_k", Some(c.num_key_value_heads)),
+                "self_attn.q_proj.weight" => ("attn_q", permuted(c.num_attention_heads)),
+                "self_attn.k_proj.weight" => ("attn_k", permuted(c.num_key_value_heads)),
+                "self_attn.q_norm.weight" => ("attn_q_norm", None),
+                "self_attn.k_norm.weight" => ("attn_k_norm", None),
                 "self_attn.v_proj.weight" => ("attn_v", None),
                 "self_attn.o_proj.weight" => ("attn_output", None),
                 "post_attention_layernorm.weight" => ("ffn_norm", None),
