@@ -9,7 +9,7 @@
   (and reports how close the Q8_0 file comes).
 
     cargo build --release && cargo build --release -p hone-model --example dump_logits
-    python scripts/check_export.py runs/default/dpo [--gguf] [--work DIR]
+    python scripts/check_export.py runs/default/dpo [--gguf] [--hf-type bf16] [--work DIR]
 """
 import argparse
 import json
@@ -29,16 +29,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model", help="anything hone opens with -m: a stage folder, checkpoint, HF folder or GGUF")
     ap.add_argument("--gguf", action="store_true", help="also check llama.cpp on F32 and Q8_0 GGUF exports")
+    ap.add_argument("--hf-type", default="f32", choices=["f32", "bf16"],
+                    help="weights of the Hugging Face export; with bf16, hone's side is the exported folder itself")
     ap.add_argument("--work", help="folder for the exports (default: a temporary one)")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="hone-export-")
     os.makedirs(work, exist_ok=True)
-    ref_path = os.path.join(work, "hone.json")
-    subprocess.run([DUMP, a.model, ref_path], check=True)
-    ref = json.load(open(ref_path))
     hf = os.path.join(work, "hf")
-    subprocess.run([HONE, "export", a.model, "--format", "hf", "--out", hf, "--force"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([HONE, "export", a.model, "--format", "hf", "--type", a.hf_type, "--out", hf, "--force"],
+                   check=True, stdout=subprocess.DEVNULL)
+    ref_path = os.path.join(work, "hone.json")
+    # bf16 weights are not the model's own: both sides then run the rounded weights of the export.
+    subprocess.run([DUMP, hf if a.hf_type == "bf16" else a.model, ref_path], check=True)
+    ref = json.load(open(ref_path))
     failures = []
 
     import torch

@@ -15,16 +15,43 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
+/// How weights are stored in a safetensors file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAs {
+    F32,
+    /// bfloat16, rounded to nearest even (half the bytes; what most Hugging Face checkpoints hold).
+    Bf16,
+}
+
 /// Serialises named f32 tensors as a safetensors file (little-endian f32), with optional metadata.
 pub fn write_f32(
     tensors: &BTreeMap<String, HostTensor>,
     metadata: Option<HashMap<String, String>>,
 ) -> anyhow::Result<Vec<u8>> {
+    write_as(tensors, metadata, StoreAs::F32)
+}
+
+/// Serialises named f32 tensors as a safetensors file, each stored `as_`.
+pub fn write_as(
+    tensors: &BTreeMap<String, HostTensor>,
+    metadata: Option<HashMap<String, String>>,
+    as_: StoreAs,
+) -> anyhow::Result<Vec<u8>> {
+    let encode = |x: &f32| -> Vec<u8> {
+        match as_ {
+            StoreAs::F32 => x.to_le_bytes().to_vec(),
+            StoreAs::Bf16 => half::bf16::from_f32(*x).to_le_bytes().to_vec(),
+        }
+    };
+    let dtype = match as_ {
+        StoreAs::F32 => Dtype::F32,
+        StoreAs::Bf16 => Dtype::BF16,
+    };
     let bytes: Vec<(&String, &Vec<usize>, Vec<u8>)> =
-        tensors.iter().map(|(k, t)| (k, &t.shape, t.data.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+        tensors.iter().map(|(k, t)| (k, &t.shape, t.data.iter().flat_map(encode).collect())).collect();
     let views = bytes
         .iter()
-        .map(|(k, shape, b)| Ok(((*k).clone(), TensorView::new(Dtype::F32, shape.to_vec(), b)?)))
+        .map(|(k, shape, b)| Ok(((*k).clone(), TensorView::new(dtype, shape.to_vec(), b)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     Ok(safetensors::serialize(views, metadata)?)
 }
@@ -55,13 +82,18 @@ fn to_f32(view: &TensorView<'_>) -> anyhow::Result<Vec<f32>> {
 /// The model's parameters as a safetensors file with Hugging Face names. A tied model writes no
 /// `lm_head.weight`, as `save_pretrained` does.
 pub fn model_to_safetensors(model: &Llama) -> anyhow::Result<Vec<u8>> {
+    model_to_safetensors_as(model, StoreAs::F32)
+}
+
+/// [`model_to_safetensors`] with the weights stored `as_`.
+pub fn model_to_safetensors_as(model: &Llama, as_: StoreAs) -> anyhow::Result<Vec<u8>> {
     let tensors = model
         .params()
         .into_iter()
         .map(|(spec, p)| (spec.name, HostTensor { shape: spec.shape, data: p.to_vec() }))
         .collect();
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    write_f32(&tensors, Some(meta))
+    write_as(&tensors, Some(meta), as_)
 }
 
 /// A model from a safetensors file with Hugging Face names. Every expected tensor must be present
@@ -103,4 +135,25 @@ pub fn model_from_tensors(
 pub fn load_model(path: &std::path::Path, config: &LlamaConfig, device: &Device) -> anyhow::Result<Llama> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     model_from_safetensors(&bytes, config, device, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_files_hold_each_weight_rounded_to_bfloat16() {
+        let t = BTreeMap::from([(
+            "w".to_string(),
+            HostTensor { shape: vec![2, 3], data: vec![1.0, -2.5, 1.234_567_8, 1e-8, 65504.0, -0.333_333] },
+        )]);
+        let bytes = write_as(&t, None, StoreAs::Bf16).unwrap();
+        assert!(bytes.len() < write_f32(&t, None).unwrap().len());
+        let back = read_f32(&bytes, "t").unwrap();
+        let want: Vec<f32> = t["w"].data.iter().map(|x| half::bf16::from_f32(*x).to_f32()).collect();
+        assert_eq!(back["w"].data, want);
+        assert_eq!(back["w"].shape, vec![2, 3]);
+        // The nearest bfloat16: 1.2345678 is 1.234375 (seven fraction bits).
+        assert_eq!(back["w"].data[2], 1.234375);
+    }
 }

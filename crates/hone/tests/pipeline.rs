@@ -178,6 +178,17 @@ fn self_contained_stages_and_export(root: &Path) {
         text(&again)
     );
     assert!(hone(&["export", &dpo, "--format", "hf", "--out", &o, "--force"]).status.success());
+    // bf16 weights: half the bytes, the config says so.
+    let b = root.join("export-bf16").display().to_string();
+    assert!(hone(&["export", &dpo, "--format", "hf", "--type", "bf16", "--out", &b]).status.success());
+    let (f32_len, bf16_len) = (
+        std::fs::metadata(out.join("model.safetensors")).unwrap().len(),
+        std::fs::metadata(root.join("export-bf16/model.safetensors")).unwrap().len(),
+    );
+    assert!(bf16_len * 2 < f32_len + 4096, "{bf16_len} vs {f32_len}");
+    assert_eq!(json(root.join("export-bf16/config.json"))["torch_dtype"], "bfloat16");
+    let wrong = hone(&["export", &dpo, "--format", "gguf", "--type", "bf16", "--out", &g]);
+    assert!(!wrong.status.success() && text(&wrong).contains("f32, f16 or q8_0"), "{}", text(&wrong));
     assert!(hone(&["export", &dpo, "--format", "gguf", "--out", &g]).status.success());
     let again = hone(&["export", &dpo, "--format", "gguf", "--out", &g]);
     assert!(!again.status.success() && text(&again).contains("--force"), "{}", text(&again));

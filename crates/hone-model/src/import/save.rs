@@ -3,6 +3,7 @@
 //! `model.safetensors`, `tokenizer.json` + `tokenizer_config.json` with the chat template.
 
 use crate::load::LoadedModel;
+use crate::weights::StoreAs;
 use hone_data::chat::ChatTemplate;
 use hone_data::checkpoint::CheckpointDir;
 use hone_data::tokenizer::Tokenizer;
@@ -10,8 +11,17 @@ use std::path::{Path, PathBuf};
 
 /// The files of `m`'s checkpoint: (name, bytes).
 pub fn checkpoint_files(m: &LoadedModel) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let mut files = model_files(m.model.config.to_hf_json(), &m.tokenizer, &m.template)?;
-    files.push(("model.safetensors".to_string(), crate::weights::model_to_safetensors(&m.model)?));
+    checkpoint_files_as(m, StoreAs::F32)
+}
+
+/// [`checkpoint_files`] with the weights stored `as_` (the config's `torch_dtype` says which).
+pub fn checkpoint_files_as(m: &LoadedModel, as_: StoreAs) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut config = m.model.config.to_hf_json();
+    if as_ == StoreAs::Bf16 {
+        config["torch_dtype"] = serde_json::json!("bfloat16");
+    }
+    let mut files = model_files(config, &m.tokenizer, &m.template)?;
+    files.push(("model.safetensors".to_string(), crate::weights::model_to_safetensors_as(&m.model, as_)?));
     Ok(files)
 }
 

@@ -13,10 +13,13 @@ pub enum Format {
     Gguf,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 pub enum TensorType {
     F32,
     F16,
+    /// Hugging Face folders only.
+    Bf16,
+    /// GGUF only.
     #[value(name = "q8_0")]
     Q8_0,
 }
@@ -27,7 +30,7 @@ pub struct ExportArgs {
     pub model: PathBuf,
     #[arg(long, value_enum)]
     pub format: Format,
-    /// GGUF only: how matrices are stored (norms stay F32).
+    /// How weights are stored: hf f32 or bf16; gguf f32, f16 or q8_0 (matrices; norms stay F32).
     #[arg(long = "type", value_enum, default_value = "f32")]
     pub ty: TensorType,
     /// The folder (hf) or file (gguf) to write.
@@ -39,8 +42,16 @@ pub struct ExportArgs {
     pub force: bool,
 }
 
-/// Refuses to write over what is there without `--force`: a non-empty folder (hf) or a file (gguf).
+/// Refuses a storage type the format does not take, and to write over what is there without
+/// `--force`: a non-empty folder (hf) or a file (gguf).
 fn check_out(a: &ExportArgs) -> Result<()> {
+    match (a.format, a.ty) {
+        (Format::Hf, TensorType::F16 | TensorType::Q8_0) => {
+            anyhow::bail!("--type {:?}: a Hugging Face folder stores f32 or bf16 weights", a.ty)
+        }
+        (Format::Gguf, TensorType::Bf16) => anyhow::bail!("--type bf16: GGUF files are written as f32, f16 or q8_0"),
+        _ => {}
+    }
     if a.force {
         return Ok(());
     }
@@ -71,8 +82,13 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let m = hone_model::load(&a.model, &device).with_context(|| format!("opening {}", a.model.display()))?;
     match a.format {
         Format::Hf => {
+            let as_ = match a.ty {
+                TensorType::F32 => hone_model::weights::StoreAs::F32,
+                TensorType::Bf16 => hone_model::weights::StoreAs::Bf16,
+                other => anyhow::bail!("--type {other:?}: a Hugging Face folder stores f32 or bf16 weights"),
+            };
             std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-            for (name, bytes) in hone_model::import::save::checkpoint_files(&m)? {
+            for (name, bytes) in hone_model::import::save::checkpoint_files_as(&m, as_)? {
                 let path = a.out.join(&name);
                 hone_data::atomic::write_atomic(&path, &bytes)
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -83,6 +99,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
                 TensorType::F32 => hone_gguf::GgmlType::F32,
                 TensorType::F16 => hone_gguf::GgmlType::F16,
                 TensorType::Q8_0 => hone_gguf::GgmlType::Q8_0,
+                TensorType::Bf16 => anyhow::bail!("--type bf16: GGUF files are written as f32, f16 or q8_0"),
             };
             let bytes = hone_model::export::gguf_bytes(&m.model, &m.tokenizer, m.template.source(), ty)?;
             hone_data::atomic::write_atomic(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
