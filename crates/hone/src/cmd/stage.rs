@@ -36,6 +36,9 @@ pub fn run(stage: &dyn Stage, a: StageArgs) -> Result<()> {
     let r = stage.run(&cfg.stages, &cfg.stage_context(progress))?;
     hone_data::checkpoint::save_data_notes(&r.stage_dir, &r.notes)?;
     report(name, &r);
+    if let Some(peak) = hone_data::mem::peak_rss_mib() {
+        eprintln!("{name}: peak resident memory {peak:.0} MiB");
+    }
     Ok(())
 }
 
