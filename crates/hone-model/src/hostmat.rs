@@ -383,28 +383,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn threaded_products_over_parts_are_dot_bit_for_bit() {
+    /// A matrix read in place from parts of `rows` rows each (small integers times `scale`), and
+    /// the same rows stacked; `None` off the Flex backend.
+    fn stacked_parts(cols: usize, rows: &[usize], scale: f32) -> Option<(F32Matrix, Vec<f32>)> {
         let dev = burn::tensor::Device::flex();
-        // Past the threading line; the blocks' boundary falls inside the first part and the second
-        // block spans all three.
-        let (cols, rows) = (64, [3000usize, 5, 2003]);
-        assert!(rows.iter().sum::<usize>() * cols >= F32_PARALLEL_WEIGHTS);
         let mats: Vec<Vec<f32>> = rows
             .iter()
             .enumerate()
-            .map(|(p, &r)| (0..r * cols).map(|i| (((i * 31 + p) % 17) as f32 - 8.0) * 0.173).collect())
+            .map(|(p, &r)| (0..r * cols).map(|i| (((i * 31 + p) % 17) as f32 - 8.0) * scale).collect())
             .collect();
         let tensors: Vec<Tensor<2>> = mats
             .iter()
             .zip(rows)
-            .map(|(m, r)| Tensor::from_data(burn::tensor::TensorData::new(m.clone(), [r, cols]), &dev))
+            .map(|(m, &r)| Tensor::from_data(burn::tensor::TensorData::new(m.clone(), [r, cols]), &dev))
             .collect();
         let refs: Vec<&Tensor<2>> = tensors.iter().collect();
-        let Some(m) = F32Matrix::of(&refs) else {
+        Some((F32Matrix::of(&refs)?, mats.concat()))
+    }
+
+    #[test]
+    fn threaded_products_over_parts_are_dot_bit_for_bit() {
+        // Past the threading line; the blocks' boundary falls inside the first part and the second
+        // block spans all three.
+        let (cols, rows) = (64, [3000usize, 5, 2003]);
+        assert!(rows.iter().sum::<usize>() * cols >= F32_PARALLEL_WEIGHTS);
+        let Some((m, stacked)) = stacked_parts(cols, &rows, 0.173) else {
             return; // not on Flex: nothing to read in place
         };
-        let stacked: Vec<f32> = mats.concat();
         for n in [1, 2, 5] {
             let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.31).collect();
             let got = m.matmul(&x, n);
@@ -419,26 +424,13 @@ mod tests {
 
     #[test]
     fn matvec_over_parts_is_the_stacked_product() {
-        let dev = burn::tensor::Device::flex();
         let (cols, rows) = (40, [3usize, 5, 600]);
-        let mats: Vec<Vec<f32>> = rows
-            .iter()
-            .enumerate()
-            .map(|(p, &r)| (0..r * cols).map(|i| ((i * 31 + p) % 17) as f32 - 8.0).collect())
-            .collect();
-        let tensors: Vec<Tensor<2>> = mats
-            .iter()
-            .zip(rows)
-            .map(|(m, r)| Tensor::from_data(burn::tensor::TensorData::new(m.clone(), [r, cols]), &dev))
-            .collect();
-        let refs: Vec<&Tensor<2>> = tensors.iter().collect();
-        let Some(m) = F32Matrix::of(&refs) else {
+        let Some((m, stacked)) = stacked_parts(cols, &rows, 1.0) else {
             return; // not on Flex: nothing to read in place
         };
         let x: Vec<f32> = (0..cols).map(|i| (i % 5) as f32 - 2.0).collect();
         let got = m.matmul(&x, 1);
         let batched = m.matmul(&[x.clone(), x.clone()].concat(), 2);
-        let stacked: Vec<f32> = mats.concat();
         assert_eq!(m.rows, 608);
         for r in 0..m.rows {
             let want: f32 = (0..cols).map(|k| stacked[r * cols + k] * x[k]).sum();

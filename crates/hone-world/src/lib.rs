@@ -274,6 +274,20 @@ pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
     Ok(summary)
 }
 
+/// Up to `n` items from `next`, which gives `None` for a candidate it rejects (a repeat, a probe
+/// look-alike); stops after 50 tries per item, when a pool of new items has run dry.
+pub(crate) fn gather<T>(n: usize, mut next: impl FnMut() -> Option<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(n);
+    let mut tries = 0;
+    while out.len() < n && tries < n * 50 {
+        tries += 1;
+        if let Some(x) = next() {
+            out.push(x);
+        }
+    }
+    out
+}
+
 pub(crate) fn jsonl<T: Serialize>(items: &[T]) -> String {
     items.iter().map(|x| serde_json::to_string(x).expect("records serialise") + "\n").collect()
 }

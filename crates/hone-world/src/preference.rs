@@ -210,23 +210,19 @@ pub fn draw(
     used: &BTreeSet<String>,
 ) -> Vec<Pair> {
     let pools = Pools::new(w);
-    let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut tries = 0;
-    while out.len() < n && tries < n * 50 {
-        tries += 1;
+    crate::gather(n, || {
         let (prompt, chosen, rejected) = make(w, cfg, reserved, &pools, kind, &mut rng);
         if crate::probes::covers(reserved.prompts, &prompt) || used.contains(&prompt) || !seen.insert(prompt.clone()) {
-            continue;
+            return None;
         }
-        out.push(Pair {
+        Some(Pair {
             prompt: vec![user(prompt)],
             chosen: vec![assistant(chosen)],
             rejected: vec![assistant(rejected)],
             kind,
-        });
-    }
-    out
+        })
+    })
 }
 
 /// Moves whole prompts (every pair that shares one) to the held-out part until it holds `share` of the

@@ -86,22 +86,16 @@ pub fn draw(
     prefix: &str,
 ) -> Vec<RlPrompt> {
     let pools = Pools::new(w, practice);
-    let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut tries = 0;
-    while out.len() < n && tries < n * 50 {
-        tries += 1;
+    let mut out = crate::gather(n, || {
         let (q, targets, scorer) = pools.make(w, problems, kind, &mut rng);
         if crate::probes::covers(probe_prompts, &q) || used.contains(&q) || !seen.insert(q.clone()) {
-            continue;
+            return None;
         }
-        out.push(RlPrompt {
-            id: format!("rl-{prefix}-{:05}", out.len()),
-            prompt: vec![user(q)],
-            targets,
-            scorer,
-            kind,
-        });
+        Some(RlPrompt { id: String::new(), prompt: vec![user(q)], targets, scorer, kind })
+    });
+    for (i, p) in out.iter_mut().enumerate() {
+        p.id = format!("rl-{prefix}-{i:05}");
     }
     out
 }
@@ -115,17 +109,17 @@ pub fn build(
     mut rng: Rng,
 ) -> Vec<RlPrompt> {
     let pools = Pools::new(w, practice);
-    let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut tries = 0;
-    while out.len() < n && tries < n * 50 {
-        tries += 1;
+    let mut out = crate::gather(n, || {
         let kind = if rng.percent(70) { ARITHMETIC } else { FACT };
         let (q, targets, scorer) = pools.make(w, problems, kind, &mut rng);
         if crate::probes::covers(probe_prompts, &q) || !seen.insert(q.clone()) {
-            continue;
+            return None;
         }
-        out.push(RlPrompt { id: format!("rl-{:05}", out.len()), prompt: vec![user(q)], targets, scorer, kind });
+        Some(RlPrompt { id: String::new(), prompt: vec![user(q)], targets, scorer, kind })
+    });
+    for (i, p) in out.iter_mut().enumerate() {
+        p.id = format!("rl-{i:05}");
     }
     out
 }

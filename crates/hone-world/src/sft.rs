@@ -330,21 +330,17 @@ pub fn draw(
     used: &BTreeSet<String>,
 ) -> Vec<Conversation> {
     let mut g = Gen::new(w, rng);
-    let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut tries = 0;
-    while out.len() < n && tries < n * 50 {
-        tries += 1;
+    crate::gather(n, || {
         let mut messages = g.make(kind, cfg, reserved);
         if messages.iter().any(|m| m.role == "user" && crate::probes::covers(reserved.prompts, &m.content)) {
-            continue;
+            return None;
         }
         let k = key(&messages);
         if used.contains(&k) || !seen.insert(k) {
-            continue;
+            return None;
         }
         g.maybe_system(cfg, &mut messages);
-        out.push(Conversation { messages, kind });
-    }
-    out
+        Some(Conversation { messages, kind })
+    })
 }
