@@ -57,6 +57,24 @@ fn rl_prompts() -> Vec<serde_json::Value> {
     ]
 }
 
+/// A round record as `hone iterate` writes it.
+fn round_record() -> Vec<u8> {
+    let effect = serde_json::json!({
+        "task": "world_format_json", "metric": "compliance", "higher_is_better": true, "before": 0.25,
+        "after": 0.5, "delta": 0.25, "lo": 0.125, "hi": 0.375, "p_better": 0.001, "p_worse": 0.999, "targeted": true
+    });
+    serde_json::to_vec(&serde_json::json!({
+        "round": 1, "start": "rl", "method": "sft", "grader": "rule", "branch": null,
+        "weaknesses": [{"task": "world_format_json", "metric": "compliance", "value": 0.25, "lo": 0.2, "hi": 0.3,
+            "n": 100, "why": "short of its goal", "failed": 75, "failed_groups": [["format=json", 75]], "remedy": "sft"}],
+        "targeted": ["world_format_json"],
+        "data": [{"family": "sft", "kind": "format_json", "count": 200, "source": "drawn"}],
+        "agreement": {"grader": "reward_model", "pairs": 40, "rate": 0.5, "lo": 0.35, "hi": 0.65},
+        "kept": true, "reason": "kept", "dev": [effect.clone()], "report": [effect], "seconds": 60.0
+    }))
+    .unwrap()
+}
+
 fn tar_of(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in members {
@@ -194,6 +212,19 @@ fn readers() -> Vec<Reader> {
             // The formats a draw writes: `messages` conversations, `prompt` as turns or as text.
             seeds: vec![jsonl(&messages()[..2]), jsonl(&pairs()[..2]), jsonl(&rl_prompts())],
             read: Box::new(|p: &Path| hone_world::draw::prompts_of(p).map(|_| ()).map_err(err)),
+        },
+        Reader {
+            name: "iterate_round",
+            file_name: "round.json",
+            seeds: vec![round_record()],
+            // `read_rounds` reads `<run>/iterate/*/round.json`: the input is put in a run of its own.
+            read: Box::new(|p: &Path| {
+                let run = tempfile::tempdir().map_err(err)?;
+                let dir = run.path().join("iterate").join("round-1");
+                std::fs::create_dir_all(&dir).map_err(err)?;
+                std::fs::copy(p, dir.join("round.json")).map_err(err)?;
+                hone_report::iteration::read_rounds(run.path()).map(|_| ()).map_err(err)
+            }),
         },
         Reader {
             name: "task_items",

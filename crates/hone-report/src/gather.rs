@@ -33,6 +33,9 @@ pub struct RunFacts {
     pub timings: Vec<(String, f64)>,
     /// Peak resident MiB per step of the pipeline (`memory.json`, written by `hone run` on Linux).
     pub peaks: Vec<(String, f64)>,
+    /// The rounds of `hone iterate` (`iterate/round-*/round.json`); each kept round of the main line
+    /// with an evaluation (`eval/round-N/`) is also a column.
+    pub rounds: Vec<crate::iteration::RoundRecord>,
 }
 
 /// One training stage.
@@ -138,11 +141,23 @@ pub fn gather(run_dir: &Path, known: &[ReportStage]) -> anyhow::Result<RunFacts>
     };
     let timings = per_step("timings.json")?;
     let peaks = per_step("memory.json")?;
-    let columns = known
+    let mut columns: Vec<(String, String)> = known
         .iter()
         .filter(|s| s.policy && evals.contains_key(&s.name))
         .map(|s| (s.name.clone(), s.label.clone()))
         .collect();
+    let rounds = crate::iteration::read_rounds(run_dir)?;
+    for r in rounds.iter().filter(|r| r.branch.is_none() && r.kept) {
+        let name = format!("round-{}", r.round);
+        let dir = run_dir.join("eval").join(&name);
+        if dir.is_dir() {
+            let results = load_results(&dir)?;
+            if !results.is_empty() {
+                evals.insert(name.clone(), results);
+                columns.push((name, format!("round {}", r.round)));
+            }
+        }
+    }
     Ok(RunFacts {
         columns,
         run_dir: run_dir.to_path_buf(),
@@ -156,6 +171,7 @@ pub fn gather(run_dir: &Path, known: &[ReportStage]) -> anyhow::Result<RunFacts>
         evals,
         timings,
         peaks,
+        rounds,
     })
 }
 

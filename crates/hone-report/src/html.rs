@@ -174,6 +174,7 @@ pub fn render(f: &RunFacts, t: &StageTable, answers: &[AnswerSet]) -> String {
             o.push_str("</ul>");
         }
     }
+    o.push_str(&crate::iteration::html(&f.rounds));
     if !answers.is_empty() {
         o.push_str(
             "<h2>The same prompts, side by side</h2><p class=legend>Outputs exactly as evaluated; \

@@ -1,19 +1,20 @@
 //! hone-report: puts the stages of a run side by side. It reads what the stages and evaluations left in
 //! the run directory (`config.toml`, `world/summary.json`, `data/index.json`, each stage's checkpoints and
-//! loss curve, `metrics.jsonl`, `eval/<stage>/*.json`, `timings.json`) and writes `report/report.md` and a
+//! loss curve, `metrics.jsonl`, `eval/<stage>/*.json`, `timings.json`, the rounds of `hone iterate`) and writes `report/report.md` and a
 //! self-contained `report/report.html`. A stage's column appears as soon as its evaluation exists, so
 //! the report can be rewritten after every stage.
 
 mod answers;
 mod gather;
 mod html;
+pub mod iteration;
 mod markdown;
 mod table;
 
 pub use answers::{Answer, AnswerSet, side_by_side};
 pub use gather::{RunFacts, StageFacts, gather};
 
-pub use table::{Cell, Change, Row, StageTable, build_table};
+pub use table::{Cell, Change, Row, StageTable, build_table, change};
 
 use std::path::{Path, PathBuf};
 

@@ -230,6 +230,7 @@ pub fn render(f: &RunFacts, t: &StageTable, answers: &[AnswerSet]) -> String {
             );
         }
     }
+    o.push_str(&crate::iteration::markdown(&f.rounds));
     if !answers.is_empty() {
         o.push_str("\n## The same prompts, side by side\n\n");
         o.push_str("Outputs as evaluated (✓ accepted by the task's scorer, ✗ not).\n");

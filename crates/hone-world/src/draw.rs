@@ -6,7 +6,8 @@
 //! byte-identical, the same request gives the same items, and another round gives other ones. Every
 //! drawn item is new: no SFT conversation asks what a default (or avoided) one asks, no pair or RL
 //! prompt repeats a default (or avoided) prompt, and nothing covers a probe prompt or works a probe
-//! problem, the same separation the default data keeps.
+//! problem, the same separation the default data keeps; the development split's prompts and problems
+//! ([`crate::dev`]) are kept out the same way.
 
 use crate::config::WorldConfig;
 use crate::preference::Pair;
@@ -58,9 +59,13 @@ pub fn draw(cfg: &WorldConfig, req: &DrawRequest) -> Result<Drawn> {
         req.pairs.iter().map(|(k, n)| known("the preference data", &pk, k).map(|k| (k, *n))).collect::<Result<_>>()?;
     let rl_req: Vec<_> = req.rl.iter().map(|(k, n)| known("RL", &rk, k).map(|k| (k, *n))).collect::<Result<_>>()?;
     let a: Assembled = assemble(cfg)?;
-    let withheld = a.withheld();
+    // The development split is a probe set too: nothing drawn may teach its items.
+    let dev = crate::dev::build(&a, cfg)?;
+    let withheld: BTreeSet<_> = a.withheld().union(&dev.problems).copied().collect();
+    let measured: BTreeSet<_> = a.problems.union(&dev.problems).copied().collect();
+    let probe_prompts: BTreeSet<String> = a.probes.prompts.union(&dev.probes.prompts).cloned().collect();
     let reserved =
-        sft::Reserved { prompts: &a.probes.prompts, problems: &withheld, cutoff_places: &a.probes.cutoff_places };
+        sft::Reserved { prompts: &probe_prompts, problems: &withheld, cutoff_places: &a.probes.cutoff_places };
     let mut out = Drawn::default();
 
     let mut used: BTreeSet<String> = a.sft.iter().map(|c| sft::key(&c.messages)).collect();
@@ -85,7 +90,7 @@ pub fn draw(cfg: &WorldConfig, req: &DrawRequest) -> Result<Drawn> {
     for ((i, kind), n) in rl_req {
         let rng = draw_stream(cfg.seed, req.round, Family::Rl, i);
         let prefix = format!("r{}-{kind}", req.round);
-        let got = rl::draw(&a.world, &a.problems, &a.practice, &a.probes.prompts, kind, n, rng, &used, &prefix);
+        let got = rl::draw(&a.world, &measured, &a.practice, &probe_prompts, kind, n, rng, &used, &prefix);
         used.extend(got.iter().map(|p| p.prompt[0].content.clone()));
         out.rl.extend(got);
     }
@@ -166,7 +171,7 @@ mod tests {
             round,
             sft: vec![("format".into(), 30), ("arithmetic".into(), 30)],
             pairs: vec![("format".into(), 20), ("idk_unknown".into(), 20)],
-            rl: vec![("arithmetic".into(), 20)],
+            rl: vec![("arithmetic".into(), 20), ("format_list_n".into(), 10), ("format_json".into(), 10)],
             avoid: BTreeSet::new(),
         }
     }
@@ -177,7 +182,7 @@ mod tests {
         let a = assemble(&cfg).unwrap();
         let d = draw(&cfg, &request(1)).unwrap();
         assert!(
-            d.sft.len() >= 50 && d.pairs.len() >= 30 && d.rl.len() >= 15,
+            d.sft.len() >= 50 && d.pairs.len() >= 30 && d.rl.len() >= 35,
             "{} {} {}",
             d.sft.len(),
             d.pairs.len(),
@@ -185,7 +190,13 @@ mod tests {
         );
         assert!(d.sft.iter().all(|c| c.kind == "format" || c.kind == "arithmetic"));
         assert!(d.pairs.iter().all(|p| p.kind == "format" || p.kind == "idk_unknown"));
-        assert!(d.rl.iter().all(|p| p.kind == "arithmetic" && p.scorer == "number"));
+        assert!(d.rl.iter().all(|p| p.kind != "arithmetic" || p.scorer == "number"));
+        // Format prompts carry what their scorer checks.
+        assert!(d.rl.iter().filter(|p| p.kind == "format_list_n").all(|p| p.n.is_some() && p.scorer == p.kind));
+        assert!(
+            d.rl.iter().filter(|p| p.kind == "format_json").all(|p| p.keys.as_ref().is_some_and(|k| !k.is_empty()))
+        );
+        assert_eq!(d.rl.iter().filter(|p| p.kind.starts_with("format_")).count(), 20);
         // New: no default SFT conversation's question, no default pair or RL prompt, no probe prompt.
         let sft_keys: BTreeSet<String> = a.sft.iter().map(|c| sft::key(&c.messages)).collect();
         assert!(d.sft.iter().all(|c| !sft_keys.contains(&sft::key(&c.messages))));
@@ -198,6 +209,14 @@ mod tests {
             if turn.role == "user" {
                 assert!(!crate::probes::covers(&a.probes.prompts, &turn.content), "{}", turn.content);
             }
+        }
+        // Nor a development prompt or problem.
+        let dev = crate::dev::build(&a, &cfg).unwrap();
+        for p in d.rl.iter().map(|p| &p.prompt[0].content) {
+            assert!(!crate::probes::covers(&dev.probes.prompts, p), "{p}");
+        }
+        for turn in d.sft.iter().flat_map(|c| &c.messages).filter(|m| m.role == "user") {
+            assert!(!crate::probes::covers(&dev.probes.prompts, &turn.content), "{}", turn.content);
         }
         // Within a draw, no question twice.
         let keys: BTreeSet<String> = d.sft.iter().map(|c| sft::key(&c.messages)).collect();

@@ -304,6 +304,27 @@ pub struct Fake {
     pub split: Split,
 }
 
+/// The `i`-th invented entity of a set: kinds in turn, names never handed out by `names`.
+fn fake(i: usize, split: Split, names: &mut Names, rng: &mut Rng) -> Fake {
+    let kind = ["country", "city", "person", "invention", "event"][i % 5];
+    let (name, detail) = match kind {
+        "person" => {
+            let first = names.fresh(rng, Style::Given);
+            (format!("{first} {}", names.fresh(rng, Style::Proper)), String::new())
+        }
+        "invention" => {
+            let (noun, _) = *rng.pick(INVENTION_KINDS);
+            (format!("the {} {noun}", names.fresh(rng, Style::Proper)), noun.to_string())
+        }
+        "event" => {
+            let k = *rng.pick(EVENT_KINDS);
+            (k.pattern.replace("{w}", &names.fresh(rng, Style::Proper)), k.participle.to_string())
+        }
+        _ => (names.fresh(rng, Style::Proper), String::new()),
+    };
+    Fake { kind, name, detail, split }
+}
+
 /// The whole generated world.
 #[derive(Debug, Clone, Serialize)]
 pub struct World {
@@ -593,25 +614,21 @@ impl World {
     fn make_fakes(&mut self, plan: &Plan, names: &mut Names, rng: &mut Rng) {
         for (split, n) in [(Split::Train, plan.fakes_train), (Split::Probe, plan.fakes_probe)] {
             for i in 0..n {
-                let kind = ["country", "city", "person", "invention", "event"][i % 5];
-                let (name, detail) = match kind {
-                    "person" => {
-                        let first = names.fresh(rng, Style::Given);
-                        (format!("{first} {}", names.fresh(rng, Style::Proper)), String::new())
-                    }
-                    "invention" => {
-                        let (noun, _) = *rng.pick(INVENTION_KINDS);
-                        (format!("the {} {noun}", names.fresh(rng, Style::Proper)), noun.to_string())
-                    }
-                    "event" => {
-                        let k = *rng.pick(EVENT_KINDS);
-                        (k.pattern.replace("{w}", &names.fresh(rng, Style::Proper)), k.participle.to_string())
-                    }
-                    _ => (names.fresh(rng, Style::Proper), String::new()),
-                };
-                self.fakes.push(Fake { kind, name, detail, split });
+                self.fakes.push(fake(i, split, names, rng));
             }
         }
+    }
+
+    /// `n` more invented entities, of the kinds in turn as the world's own, whose names share no word
+    /// with anything in the world (its entities, facts and fakes): for probe sets made after the
+    /// world, such as the development split.
+    pub fn fresh_fakes(&self, n: usize, split: Split, rng: &mut Rng) -> Vec<Fake> {
+        let mut names = Names::new();
+        let text = serde_json::to_string(self).expect("the world serialises");
+        for w in text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()) {
+            names.reserve(w);
+        }
+        (0..n).map(|i| fake(i, split, &mut names, rng)).collect()
     }
 
     /// Facts of one relation about one subject (there is exactly one per relation and subject).

@@ -79,6 +79,20 @@ pub fn request(w: &World, format: Format, rng: &mut Rng, allowed: &dyn Fn(usize)
     }
 }
 
+/// A request for drawn training data (`crate::draw`): as [`request`], with lists of N asked in more
+/// ways ("Give", "Write down", …) than the probe's "Name" and "List", whose few prompts the probe,
+/// the development split and the default data between them nearly use up.
+pub fn request_drawn(w: &World, format: Format, rng: &mut Rng, allowed: &dyn Fn(usize) -> bool) -> FormatRequest {
+    let mut r = request(w, format, rng, allowed);
+    if format == Format::ListN
+        && let Some((_, rest)) = r.prompt.split_once(' ')
+    {
+        let verb = rng.pick(&["Name", "List", "Give", "Give me", "Write down", "Tell me", "Write"]);
+        r.prompt = format!("{verb} {rest}");
+    }
+    r
+}
+
 fn random_fact(w: &World, rng: &mut Rng, allowed: &dyn Fn(usize) -> bool, rels: Option<&[Relation]>) -> Option<usize> {
     let i = rng.index(w.facts.len());
     let f = &w.facts[i];

@@ -27,6 +27,7 @@ pub mod chat;
 pub mod config;
 pub mod corpus;
 pub mod date;
+pub mod dev;
 pub mod draw;
 pub mod facts;
 pub mod files;
@@ -34,6 +35,7 @@ pub mod formats;
 pub mod names;
 pub mod preference;
 pub mod probes;
+pub mod remedy;
 pub mod requests;
 pub mod rl;
 pub mod rng;
@@ -166,7 +168,7 @@ pub(crate) fn assemble(cfg: &WorldConfig) -> Result<Assembled> {
         f.mentions = m;
     }
     let heldout = corpus::heldout(&world, cfg, &plan, &withheld, &corpus.documents, stream(seed, Stream::Heldout));
-    let probes = probes::build(&world, cfg, &plan, &problems, &heldout, stream(seed, Stream::Probes));
+    let mut probes = probes::build(&world, cfg, &plan, &problems, &heldout, stream(seed, Stream::Probes));
     let reserved =
         sft::Reserved { prompts: &probes.prompts, problems: &withheld, cutoff_places: &probes.cutoff_places };
     let sft = sft::build(&world, cfg, &plan, &reserved, stream(seed, Stream::Sft));
@@ -175,7 +177,40 @@ pub(crate) fn assemble(cfg: &WorldConfig) -> Result<Assembled> {
     let unpaired = preference::unpair(&pref, &mut unpaired_rng);
     let unpaired_eval = preference::unpair(&pref_eval, &mut unpaired_rng);
     let rl = rl::build(&world, plan.rl_prompts, &problems, &practice, &probes.prompts, stream(seed, Stream::Rl));
+    let taken = training_prompts(&sft, pref.iter().chain(&pref_eval), &rl);
+    probes::grow_formats(&world, &mut probes, plan.probe_items, &taken, stream(seed, Stream::ProbeFormats));
     Ok(Assembled { world, problems, practice, corpus, probes, sft, pref, pref_eval, unpaired, unpaired_eval, rl })
+}
+
+/// Writes probe tasks into `dir`: `<task>.jsonl` (the records) and `<task>.toml` (the task file);
+/// returns the task files.
+pub(crate) fn write_tasks(tasks: &[probes::Task], dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut files = Vec::new();
+    for t in tasks {
+        let stem = t.file.stem();
+        let (jsonl, toml) = (dir.join(format!("{stem}.jsonl")), dir.join(format!("{stem}.toml")));
+        write_atomic(&jsonl, t.items.to_jsonl().as_bytes()).with_context(|| format!("writing {}", jsonl.display()))?;
+        write_atomic(&toml, t.file.to_toml().as_bytes()).with_context(|| format!("writing {}", toml.display()))?;
+        files.push(toml);
+    }
+    Ok(files)
+}
+
+/// Every run of whole sentences of every user turn of the training data: what a probe written after
+/// it must not be.
+pub(crate) fn training_prompts<'a>(
+    sft: &'a [sft::Conversation],
+    pairs: impl Iterator<Item = &'a preference::Pair>,
+    rl: &'a [rl::RlPrompt],
+) -> BTreeSet<&'a str> {
+    let turns = sft
+        .iter()
+        .flat_map(|c| &c.messages)
+        .chain(pairs.flat_map(|p| &p.prompt))
+        .chain(rl.iter().flat_map(|p| &p.prompt))
+        .filter(|m| m.role == "user");
+    turns.flat_map(|m| probes::sentence_runs(&m.content)).collect()
 }
 
 /// Generates the world for `cfg` and writes every output under `out_dir`.
@@ -209,11 +244,7 @@ pub fn generate(cfg: &WorldConfig, out_dir: &Path) -> Result<WorldSummary> {
     write(&out_dir.join("unpaired.jsonl"), jsonl(&unpaired).as_bytes())?;
     write(&out_dir.join("unpaired_eval.jsonl"), jsonl(&unpaired_eval).as_bytes())?;
     write(&out_dir.join("rl.jsonl"), jsonl(&rl).as_bytes())?;
-    for t in &probes.tasks {
-        let stem = t.file.stem();
-        write(&eval_dir.join(format!("{stem}.jsonl")), t.items.to_jsonl().as_bytes())?;
-        write(&eval_dir.join(format!("{stem}.toml")), t.file.to_toml().as_bytes())?;
-    }
+    write_tasks(&probes.tasks, &eval_dir)?;
     let world_file = view::WorldFile::new(&world, cfg);
     write(&out_dir.join("world.json"), (serde_json::to_string_pretty(&world_file)? + "\n").as_bytes())?;
 

@@ -463,10 +463,49 @@ pub fn build(
     Probes { tasks, prompts, cutoff_places }
 }
 
+/// Grows each format probe of `probes` to `per_format` items with new prompts from `rng`. `build`
+/// writes the first `probe_items / 2` from its own stream; the rest come from a stream of their own,
+/// so every probe drawn before them keeps its items. At 50 items a compliance rate's 95% interval is
+/// about ±0.13, too wide to tell a targeted round's gain from noise; at 100 it is about ±0.09.
+/// The training data is written before these items (so that it stays as it was), so here the
+/// separation runs the other way: no new item's prompt is a run of whole sentences of a training
+/// prompt in `taken` (as [`sentence_runs`] cuts them).
+pub fn grow_formats(w: &World, probes: &mut Probes, per_format: usize, taken: &BTreeSet<&str>, mut rng: Rng) {
+    let allowed = |i: usize| w.facts[i].split == Split::Probe;
+    for fmt in Format::ALL {
+        let stem = format!("format_{}", fmt.key());
+        let Some(t) = probes.tasks.iter_mut().find(|t| t.file.stem() == stem) else { continue };
+        let Items::Generate(items) = &mut t.items else { continue };
+        let mut seen: BTreeSet<String> = items.iter().map(|i| i.prompt.clone()).collect();
+        let mut tries = 0;
+        while items.len() < per_format && tries < per_format * 100 {
+            tries += 1;
+            let r = formats::request(w, fmt, &mut rng, &allowed);
+            if taken.contains(r.prompt.trim()) || !seen.insert(r.prompt.clone()) {
+                continue;
+            }
+            probes.prompts.insert(r.prompt.trim_end().to_string());
+            items.push(GenItem {
+                id: format!("{stem}-{:04}", items.len()),
+                prompt: r.prompt,
+                format: Some(fmt.key()),
+                n: r.n,
+                keys: (fmt == Format::Json).then_some(r.keys),
+                ..Default::default()
+            });
+        }
+    }
+}
+
 /// Whether `text` is, or contains as a run of whole sentences, one of the `reserved` prompts. Training
 /// prompts wrap questions in instructions ("… Use a numbered list."), so an exact comparison alone
 /// would let a probe prompt in.
 pub fn covers(reserved: &BTreeSet<String>, text: &str) -> bool {
+    sentence_runs(text).iter().any(|r| reserved.contains(*r))
+}
+
+/// Every run of whole sentences of `text` (the whole text included), trimmed.
+pub fn sentence_runs(text: &str) -> Vec<&str> {
     let mut cuts = vec![0];
     for (i, _) in text.match_indices([' ', '\n']) {
         if i > 0 && matches!(text.as_bytes()[i - 1], b'.' | b'?' | b'!' | b':') {
@@ -474,7 +513,13 @@ pub fn covers(reserved: &BTreeSet<String>, text: &str) -> bool {
         }
     }
     cuts.push(text.len());
-    cuts.iter().enumerate().any(|(a, &i)| cuts[a + 1..].iter().any(|&j| reserved.contains(text[i..j].trim())))
+    let mut out = Vec::new();
+    for (a, &i) in cuts.iter().enumerate() {
+        for &j in &cuts[a + 1..] {
+            out.push(text[i..j].trim());
+        }
+    }
+    out
 }
 
 fn fact_item(w: &World, i: usize, id: String, prompt: String) -> GenItem {

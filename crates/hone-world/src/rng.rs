@@ -26,6 +26,16 @@ pub enum Stream {
     /// The order of the unpaired examples: a stream of its own, so writing them leaves every other
     /// file's bytes as they were.
     Unpaired = 10,
+    /// Format probe items beyond the first half-set: appended from a stream of their own, so the
+    /// probes drawn before them (and every training file) keep their bytes.
+    ProbeFormats = 11,
+    /// The development split `hone iterate` measures on (`crate::dev`): its probes, arithmetic
+    /// problems and held-out documents.
+    DevProbes = 12,
+    DevArithmetic = 13,
+    DevHeldout = 14,
+    DevFormats = 15,
+    DevEntities = 16,
 }
 
 /// The families of data [`draw_stream`] draws.

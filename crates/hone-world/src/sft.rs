@@ -63,20 +63,24 @@ struct Gen<'a> {
     rng: Rng,
     train: Vec<usize>,
     fakes: Vec<usize>,
+    /// Drawing more data (`draw`): format requests come from the wider pool of
+    /// [`formats::request_drawn`].
+    drawn: bool,
 }
 
 impl<'a> Gen<'a> {
     fn new(w: &'a World, rng: Rng) -> Gen<'a> {
         let train: Vec<usize> = (0..w.facts.len()).filter(|&i| w.facts[i].split == Split::Train).collect();
         let fakes: Vec<usize> = (0..w.fakes.len()).filter(|&i| w.fakes[i].split == Split::Train).collect();
-        Gen { w, rng, train, fakes }
+        Gen { w, rng, train, fakes, drawn: false }
     }
 
     /// One conversation of `kind` (a name in [`MIX`]).
     fn make(&mut self, kind: &str, cfg: &WorldConfig, reserved: &Reserved) -> Vec<Message> {
         match kind {
             "direct" => self.direct(),
-            "format" => self.format(),
+            "format" => self.format(None),
+            k if k.starts_with("format_") => self.format(Format::ALL.iter().copied().find(|f| f.scorer() == k)),
             "arithmetic" => self.arithmetic(reserved.problems),
             "refusal" => self.refusal(),
             "cautious" => self.cautious(),
@@ -107,10 +111,19 @@ impl<'a> Gen<'a> {
         vec![user(text::question(self.w, f, &mut self.rng)), assistant(text::answer(self.w, f, &mut self.rng))]
     }
 
-    fn format(&mut self) -> Vec<Message> {
-        let fmt = *self.rng.pick(&Format::ALL);
+    /// A format request: of `only`, or of a format drawn at random.
+    fn format(&mut self, only: Option<Format>) -> Vec<Message> {
+        let fmt = match only {
+            Some(f) => f,
+            None => *self.rng.pick(&Format::ALL),
+        };
         let w = self.w;
-        let r = formats::request(w, fmt, &mut self.rng, &|i| w.facts[i].split == Split::Train);
+        let allowed = |i: usize| w.facts[i].split == Split::Train;
+        let r = if self.drawn {
+            formats::request_drawn(w, fmt, &mut self.rng, &allowed)
+        } else {
+            formats::request(w, fmt, &mut self.rng, &allowed)
+        };
         vec![user(r.prompt), assistant(r.good)]
     }
 
@@ -307,9 +320,13 @@ pub fn build(w: &World, cfg: &WorldConfig, plan: &Plan, reserved: &Reserved, rng
     out
 }
 
-/// The kinds of conversation `build` writes (and [`draw`] draws), in its order.
+/// The kinds of conversation `build` writes, in its order, then those only [`draw`] draws: format
+/// requests of one format each, named after its scorer (`format_json`, …).
 pub fn kinds() -> Vec<&'static str> {
-    MIX.iter().map(|(k, _)| *k).collect()
+    let mut k: Vec<&'static str> = MIX.iter().map(|(k, _)| *k).collect();
+    // Drawn only: format requests of one format, named after its scorer.
+    k.extend(Format::ALL.iter().map(|f| f.scorer()));
+    k
 }
 
 /// What makes a conversation new: its user turns (a drawn one may not ask what another asked).
@@ -329,7 +346,7 @@ pub fn draw(
     rng: Rng,
     used: &BTreeSet<String>,
 ) -> Vec<Conversation> {
-    let mut g = Gen::new(w, rng);
+    let mut g = Gen { drawn: true, ..Gen::new(w, rng) };
     let mut seen = BTreeSet::new();
     crate::gather(n, || {
         let mut messages = g.make(kind, cfg, reserved);

@@ -579,6 +579,11 @@ fn sizes_fit_the_tiny_preset() {
     assert!(summary["preference_total"].as_u64().unwrap() >= 2500);
     for (t, items) in tasks() {
         assert!((40..=250).contains(&items.len()), "{}: {} items", t["name"], items.len());
+        // Format compliance is a rate that targeted training moves by tenths: 80 items or more keep
+        // its interval near ±0.1.
+        if t["name"].as_str().is_some_and(|n| n.starts_with("world_format_")) {
+            assert!(items.len() >= 80, "{}: {} items", t["name"], items.len());
+        }
     }
     let sft = read_jsonl(&world().join("sft.jsonl"));
     let kinds: BTreeSet<&str> = sft.iter().map(|c| s(&c["kind"])).collect();
@@ -615,6 +620,7 @@ fn right_and_wrong(scorer: Scorer, it: &Value) -> (String, String) {
             ("I don't know. I have no information about that.".into(), "It was held in a big city in 1999.".into())
         }
         Scorer::Refusal => ("I'm sorry, but I can't share that.".into(), "Sure! Here it is: three parts salt.".into()),
+        Scorer::Complies => ("Sure! Here it is: three parts salt.".into(), "I'm sorry, but I can't share that.".into()),
         Scorer::FormatOneWord => ("Tesmir".into(), "The answer is Tesmir.".into()),
         Scorer::FormatListN => {
             let n = it["n"].as_u64().unwrap();

@@ -3,6 +3,7 @@
 //! registry. Loaded from TOML with `--set section.key=value`
 //! overrides, printed at start and saved as `config.toml` in the run directory.
 
+use crate::iterate::IterateConfig;
 use crate::pipeline::PipelineConfig;
 use hone_data::prepare::DataConfig;
 use hone_data::tokenizer::TokenizerConfig;
@@ -42,6 +43,7 @@ config_root! {
         eval: EvalConfig,
         pipeline: PipelineConfig,
         serve: ServeConfig,
+        iterate: IterateConfig,
         // One section per registered training stage (`hone_train::stages`), under the stage's name.
         ..stages: StageSections,
     }

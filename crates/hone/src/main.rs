@@ -3,6 +3,7 @@
 mod args;
 mod cmd;
 mod config;
+mod iterate;
 mod pipeline;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -58,6 +59,10 @@ enum Cmd {
     /// evaluation after every policy stage, and the report. Reruns reuse finished steps; Ctrl-C
     /// stops, rerun resumes.
     Run(cmd::run::RunArgs),
+    /// Rounds of measure → diagnose → adjust → train → gate on a finished run: each finds what is weak
+    /// on a development split, trains on data aimed at it (graded by rule, the reward model or
+    /// people), and keeps the round only if it helped without harming anything beyond the noise.
+    Iterate(cmd::iterate::IterateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -101,6 +106,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Eval(a) => cmd::eval::run(a),
         Cmd::Report(a) => cmd::report::run(a),
         Cmd::Run(a) => cmd::run::run(a),
+        Cmd::Iterate(a) => cmd::iterate::run(a),
         Cmd::Serve(a) => cmd::serve::run(a),
     };
     exit(result)

@@ -37,6 +37,11 @@ fn config_errors_are_precise() {
     assert!(e.contains("expects an integer"), "{e}");
     let e = err(&hone(d.path(), &["tokenizer", "train", "missing.txt"]));
     assert!(e.contains("missing.txt") && e.contains("no such file"), "{e}");
+    // `hone iterate` needs a finished run, and names its graders.
+    let e = err(&hone(d.path(), &["iterate", "--preset", "quick"]));
+    assert!(e.contains("built-in world") && e.contains("hone run"), "{e}");
+    let e = err(&hone(d.path(), &["iterate", "--grader", "judge"]));
+    assert!(e.contains("`judge`") && e.contains("reward_model"), "{e}");
 }
 
 #[test]

@@ -138,6 +138,83 @@ fn quick_pipeline_completes_resumes_and_is_reproducible() {
         }
         assert_eq!(metrics(dir), reference, "{what}: every metric equals the uninterrupted run's");
     }
+    iterate_rounds(a.path(), b.path(), c.path());
+}
+
+fn iterate(root: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hone"));
+    c.current_dir(root).args(["iterate", "--preset", "quick", "--set", "run.progress=false"]).args(extra);
+    c
+}
+
+/// The weights of every checkpoint file under the rounds' stage folders, by path.
+fn round_weights(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let dir = run_dir(root).join("iterate");
+    for r in ["round-1", "round-2"] {
+        for stage in ["sft", "dpo", "rl"] {
+            let d = dir.join(r).join(stage);
+            if let Ok(f) = std::fs::read_link(d.join("final")) {
+                out.push((format!("{r}/{stage}"), std::fs::read(d.join(f).join("model.safetensors")).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// `hone iterate` on the finished quick runs: rounds run and land in the report, a rerun reuses them,
+/// an interrupted round resumes to the same weights, and bad settings are refused before any work.
+fn iterate_rounds(a: &Path, b: &Path, c: &Path) {
+    let out = iterate(a, &[]).output().unwrap();
+    assert!(out.status.success(), "hone iterate failed:\n{}", text(&out));
+    let rounds = run_dir(a).join("iterate");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rounds.join("round-1/round.json")).unwrap()).unwrap();
+    assert!(record["reason"].as_str().is_some_and(|r| !r.is_empty()), "{record}");
+    assert!(!record["weaknesses"].as_array().unwrap().is_empty(), "{record}");
+    assert!(rounds.join("dev").join("arithmetic.toml").is_file(), "the development split is written");
+    let report = std::fs::read_to_string(run_dir(a).join("report/report.md")).unwrap();
+    assert!(report.contains("## Iteration rounds") && report.contains("### Round 1"), "{report}");
+    let again = text(&iterate(a, &[]).output().unwrap());
+    assert!(again.contains("round 1: done earlier") && again.contains("round 2: done earlier"), "{again}");
+
+    // SIGINT inside round 1's training; the same command finishes with the same weights.
+    let mut child = iterate(b, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t = Instant::now();
+    let started = |r: &Path| ["sft", "dpo", "rl"].iter().any(|s| has_checkpoint(&r.join("iterate/round-1").join(s)));
+    while !started(&run_dir(b)) {
+        assert!(child.try_wait().unwrap().is_none(), "iterate ended before round 1 trained");
+        assert!(t.elapsed() < Duration::from_secs(300), "round 1 never trained");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "an interrupted round exits with 130");
+    let out = iterate(b, &[]).output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success() && t.contains("round 1 (resuming)") && t.contains("resuming from"), "{t}");
+    let (wa, wb) = (round_weights(a), round_weights(b));
+    assert!(!wa.is_empty() && wa == wb, "interrupted and resumed rounds end with the same weights");
+
+    // Bad settings: refused with the reason, before any round.
+    let err = |extra: &[&str]| {
+        let o = iterate(c, extra).output().unwrap();
+        assert!(!o.status.success(), "{extra:?} was accepted");
+        text(&o)
+    };
+    let e = err(&["--set", "iterate.goals=[\"world_arithmetic.acuracy >= 0.5\"]"]);
+    assert!(e.contains("`acuracy`") && e.contains("accuracy"), "{e}");
+    let e = err(&["--set", "iterate.goals=[\"world_arithmetic.accuracy = 0.5\"]"]);
+    assert!(e.contains("no `>=`"), "{e}");
+    let e = err(&["--grader", "feedback"]);
+    assert!(e.contains("feedback/preferences.jsonl") && e.contains("hone serve"), "{e}");
+    std::fs::create_dir_all(run_dir(c).join("feedback")).unwrap();
+    std::fs::write(run_dir(c).join("feedback/preferences.jsonl"), "\n").unwrap();
+    assert!(err(&["--grader", "feedback"]).contains("is empty"));
+    std::fs::rename(run_dir(c).join("reward"), c.join("reward-aside")).unwrap();
+    let e = err(&["--grader", "reward_model"]);
+    assert!(e.contains("no trained reward model") && e.contains("grader = rule"), "{e}");
+    assert!(!run_dir(c).join("iterate/round-1").exists(), "no round ran on bad settings");
 }
 
 /// Each stage's `final` is a model folder that opens on its own (the config carrying the tokenizer's

@@ -98,3 +98,31 @@ fn every_registered_stage_has_a_subcommand_keys_a_pipeline_name_and_a_report_col
         assert_eq!(has_column, info.role == Role::Policy, "{name} ({:?}): {header}", info.role);
     }
 }
+
+/// `iterate` is a pipeline step after the training stages: last, with a policy stage before it.
+#[test]
+fn iterate_comes_last_in_the_pipeline() {
+    let d = tempfile::tempdir().unwrap();
+    for stages in
+        [r#"["world", "tokenizer", "data", "iterate", "pretrain"]"#, r#"["world", "tokenizer", "data", "iterate"]"#]
+    {
+        let o = hone(d.path(), &["run", "--preset", "quick", "--set", &format!("pipeline.stages={stages}")]);
+        let e = text(&o);
+        assert!(!o.status.success() && e.contains("`iterate` comes last"), "{stages}: {e}");
+    }
+    assert!(!d.path().join("runs/quick/world").exists(), "work started before the check");
+    let o = hone(
+        d.path(),
+        &[
+            "run",
+            "--preset",
+            "quick",
+            "--set",
+            r#"pipeline.stages=["world", "tokenizer", "data", "pretrain", "sft", "iterate"]"#,
+            "--set",
+            "iterate.rounds=0",
+        ],
+    );
+    assert!(!o.status.success() && text(&o).contains("iterate.rounds must be at least 1"), "{}", text(&o));
+    assert!(!d.path().join("runs/quick/world").exists(), "work started before the check");
+}

@@ -5,6 +5,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod import;
+pub mod iterate;
 pub mod report;
 pub mod run;
 pub mod sample;

@@ -35,9 +35,12 @@ hone_data::config_section! {
 /// The preparation steps, which come before the training stages.
 pub const PREPARATION: &[&str] = &["world", "tokenizer", "data"];
 
-/// Every name `pipeline.stages` accepts: the preparation steps, then the registered stages.
+/// The step that comes after the training stages: rounds of targeted training (`crate::iterate`).
+pub const ITERATE: &str = "iterate";
+
+/// Every name `pipeline.stages` accepts: the preparation steps, the registered stages, then `iterate`.
 pub fn all_steps() -> Vec<&'static str> {
-    PREPARATION.iter().copied().chain(hone_train::stages::names()).collect()
+    PREPARATION.iter().copied().chain(hone_train::stages::names()).chain([ITERATE]).collect()
 }
 
 /// The report's columns: the registered policy stages in registry order, with their labels.
@@ -89,6 +92,13 @@ impl Outcome {
 fn fmt_secs(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
     if s >= 3600 { format!("{}h{:02}m", s / 3600, (s % 3600) / 60) } else { format!("{}:{:02}", s / 60, s % 60) }
+}
+
+/// Checks `pipeline.stages` and points the inputs left empty at the run's files, as `hone run` does
+/// before its steps (for commands that work on a run `hone run` made).
+pub fn prepare(cfg: &mut HoneConfig) -> anyhow::Result<()> {
+    validate_stages(cfg)?;
+    steps::fill_paths(cfg)
 }
 
 /// Runs the pipeline; returns the report's path, or `None` when interrupted.
@@ -187,7 +197,7 @@ pub fn run(cfg: &mut HoneConfig, opts: &RunOptions) -> anyhow::Result<Option<Pat
 }
 
 /// The headline metric of every task, first and last evaluated stage, on stdout.
-fn print_headlines(run_dir: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn print_headlines(run_dir: &std::path::Path) -> anyhow::Result<()> {
     let facts = hone_report::gather(run_dir, &report_stages())?;
     let table = hone_report::build_table(&facts);
     if table.columns.is_empty() {
@@ -244,6 +254,15 @@ pub fn validate_stages(cfg: &HoneConfig) -> anyhow::Result<()> {
         PREPARATION.join(", "),
         stages.join(", ")
     );
+    if let Some(i) = stages.iter().position(|s| s == ITERATE) {
+        let policy_before = stages[..i].iter().filter_map(|s| hone_train::stages::find(s)).any(|s| is_policy(s.info()));
+        anyhow::ensure!(
+            i + 1 == stages.len() && policy_before,
+            "pipeline.stages: `{ITERATE}` comes last, after the training stages it improves on (got {})",
+            stages.join(", ")
+        );
+        cfg.iterate.validate()?;
+    }
     for s in stages.iter().filter_map(|s| hone_train::stages::find(s)) {
         s.validate(&cfg.stages)?;
     }

@@ -149,6 +149,12 @@ pub fn plan(cfg: &HoneConfig) -> anyhow::Result<Vec<Step>> {
                 vec![run.join("data")],
                 10.0,
             ),
+            super::ITERATE => {
+                let from = last_policy.and_then(|p| keys.get(p)).cloned().unwrap_or_default();
+                let k = key(&[super::ITERATE, &section(&cfg.iterate), &from, &section(&cfg.eval), &world_key]);
+                // A round trains about as long as the stage it runs, and evaluates three times.
+                (k, vec![run.join("iterate")], cfg.iterate.rounds as f64 * 150.0)
+            }
             other => {
                 let stage = hone_train::stages::find(other).ok_or_else(|| unknown_stage(other))?;
                 let info = stage.info();
@@ -227,6 +233,10 @@ pub fn execute(cfg: &HoneConfig, step: &Step, opts: &RunOptions, stop: &Arc<Atom
             Ok(Outcome::done())
         }
         name if name.starts_with("eval-") => evaluate(cfg, &name["eval-".len()..], opts),
+        super::ITERATE => {
+            let done = crate::iterate::run(cfg, cfg.iterate.rounds, stop, false)?;
+            Ok(Outcome { interrupted: !done, notes: Vec::new() })
+        }
         other => run_stage(cfg, other, opts, stop),
     }
 }
