@@ -196,6 +196,17 @@ fn comparison_md(o: &mut String, runs: &[(&str, &RoundRecord)]) {
     }
 }
 
+/// A round's title and fate (kept, rolled back, or a comparison).
+fn heading(r: &RoundRecord) -> (String, &'static str) {
+    match &r.branch {
+        None => (format!("Round {}", r.round), if r.kept { "kept" } else { "rolled back" }),
+        Some(g) => (
+            format!("Round {} as {}, graded by {} alone (a comparison, not kept)", r.round, r.method, grader_words(g)),
+            "compared",
+        ),
+    }
+}
+
 fn arrow(e: &Effect) -> &'static str {
     if e.improved() {
         " ▲"
@@ -225,22 +236,7 @@ pub fn markdown(rounds: &[RoundRecord]) -> String {
          anything.\n",
     );
     for r in rounds {
-        let title = match &r.branch {
-            None => format!("Round {}", r.round),
-            Some(g) => format!(
-                "Round {} as {}, graded by {} alone (a comparison, not kept)",
-                r.round,
-                r.method,
-                grader_words(g)
-            ),
-        };
-        let fate = if r.branch.is_some() {
-            "compared"
-        } else if r.kept {
-            "kept"
-        } else {
-            "rolled back"
-        };
+        let (title, fate) = heading(r);
         let _ = writeln!(o, "\n### {title}: {} from `{}`, grader {}, {fate}\n", r.method, r.start, r.grader);
         if r.branch.is_none() && !r.weaknesses.is_empty() {
             o.push_str("Weaknesses on the development split:\n\n");
@@ -331,22 +327,7 @@ pub fn html(rounds: &[RoundRecord]) -> String {
          interval wholly on the worse side). The report's probes never choose anything.</p>\n",
     );
     for r in rounds {
-        let title = match &r.branch {
-            None => format!("Round {}", r.round),
-            Some(g) => format!(
-                "Round {} as {}, graded by {} alone (a comparison, not kept)",
-                r.round,
-                r.method,
-                grader_words(g)
-            ),
-        };
-        let fate = if r.branch.is_some() {
-            "compared"
-        } else if r.kept {
-            "kept"
-        } else {
-            "rolled back"
-        };
+        let (title, fate) = heading(r);
         let _ = writeln!(
             o,
             "<h3>{}: {} from <code>{}</code>, grader {}, {fate}</h3>",

@@ -117,15 +117,7 @@ pub(crate) fn build(a: &Assembled, cfg: &WorldConfig) -> Result<DevSplit> {
         }
     }
     dev.tasks.retain(|t| !t.items.is_empty());
-    dev.prompts = dev
-        .tasks
-        .iter()
-        .filter_map(|t| match &t.items {
-            Items::Generate(v) => Some(v.iter().map(|i| i.prompt.trim_end().to_string())),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    dev.prompts = probes::generation_prompts(&dev.tasks);
     Ok(DevSplit { probes: dev, problems })
 }
 

@@ -313,14 +313,7 @@ pub fn build(
             if !seen.insert(r.prompt.clone()) {
                 continue;
             }
-            items.push(GenItem {
-                id: format!("{stem}-{:04}", items.len()),
-                prompt: r.prompt,
-                format: Some(fmt.key()),
-                n: r.n,
-                keys: (fmt == Format::Json).then_some(r.keys),
-                ..Default::default()
-            });
+            items.push(format_item(&stem, items.len(), r));
         }
         let mut file = TaskFile::generate(
             &stem,
@@ -452,15 +445,32 @@ pub fn build(
         items: Items::Rolling(items),
     });
 
-    let prompts = tasks
+    let prompts = generation_prompts(&tasks);
+    Probes { tasks, prompts, cutoff_places }
+}
+
+/// Every generation prompt of `tasks`, trimmed at the end.
+pub fn generation_prompts(tasks: &[Task]) -> BTreeSet<String> {
+    tasks
         .iter()
         .filter_map(|t| match &t.items {
             Items::Generate(v) => Some(v.iter().map(|i| i.prompt.trim_end().to_string())),
             _ => None,
         })
         .flatten()
-        .collect();
-    Probes { tasks, prompts, cutoff_places }
+        .collect()
+}
+
+/// A format probe item: the `k`-th of task `stem`, from request `r`.
+fn format_item(stem: &str, k: usize, r: formats::FormatRequest) -> GenItem {
+    GenItem {
+        id: format!("{stem}-{k:04}"),
+        prompt: r.prompt,
+        format: Some(r.format.key()),
+        n: r.n,
+        keys: (r.format == Format::Json).then_some(r.keys),
+        ..Default::default()
+    }
 }
 
 /// Grows each format probe of `probes` to `per_format` items with new prompts from `rng`. `build`
@@ -485,14 +495,7 @@ pub fn grow_formats(w: &World, probes: &mut Probes, per_format: usize, taken: &B
                 continue;
             }
             probes.prompts.insert(r.prompt.trim_end().to_string());
-            items.push(GenItem {
-                id: format!("{stem}-{:04}", items.len()),
-                prompt: r.prompt,
-                format: Some(fmt.key()),
-                n: r.n,
-                keys: (fmt == Format::Json).then_some(r.keys),
-                ..Default::default()
-            });
+            items.push(format_item(&stem, items.len(), r));
         }
     }
 }
