@@ -15,8 +15,8 @@ pub struct IterateArgs {
     /// Who grades the model's answers: rule, reward_model or feedback (sets `iterate.grader`).
     #[arg(long)]
     pub grader: Option<String>,
-    /// Also run round 1 graded by the reward model alone, for comparison (sets
-    /// `iterate.compare_graders`).
+    /// Also run round 1 graded by the world's rules and by the reward model alone, side by side and
+    /// never kept (sets `iterate.compare_graders`).
     #[arg(long)]
     pub compare_graders: bool,
     /// The preset the run was made with (its settings are the run's).
