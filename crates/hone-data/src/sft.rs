@@ -9,7 +9,10 @@
 //! - ShareGPT `{"conversations": [{"from", "value"}, …]}` with `from` one of human/user, gpt/assistant
 //!   /chatgpt/bing/bard, system (`role`/`content` keys are accepted inside, too);
 //! - `{"question", "answer"}` (GSM8K and similar) as one user turn and one assistant turn;
-//! - any two string fields named by [`SftOptions::prompt_field`] and [`SftOptions::completion_field`].
+//! - any two string fields named by [`SftOptions::prompt_field`] and [`SftOptions::completion_field`];
+//! - `{"text": "…"}` alone: a plain document, trained on every token (pretraining text mixed into
+//!   instruction tuning, against forgetting what pretraining taught, as InstructGPT mixes
+//!   pretraining gradients into its RL).
 //!
 //! A record without an assistant turn, with an unknown role or with a non-string content is a
 //! [`DataError`] naming the file, the record and the field.
@@ -48,6 +51,8 @@ impl Default for SftOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conversation {
     pub messages: Vec<Message>,
+    /// A plain document instead of messages (`{"text": …}`), trained on every token.
+    pub text: Option<String>,
     pub file: PathBuf,
     pub loc: Location,
 }
@@ -97,8 +102,11 @@ pub fn read_conversations(paths: &[PathBuf], opts: &SftOptions) -> Result<Loaded
     for path in paths {
         for r in records(path, &opts.format, ByteCounter::default())? {
             let parsed = r.and_then(|(loc, v)| {
+                if let Some(text) = plain_text(&v, opts) {
+                    return Ok(Conversation { messages: Vec::new(), text: Some(text), file: path.clone(), loc });
+                }
                 let messages = parse_record(path, &loc, &v, opts)?;
-                Ok(Conversation { messages, file: path.clone(), loc })
+                Ok(Conversation { messages, text: None, file: path.clone(), loc })
             });
             match parsed {
                 Ok(c) => out.items.push(c),
@@ -107,6 +115,15 @@ pub fn read_conversations(paths: &[PathBuf], opts: &SftOptions) -> Result<Loaded
         }
     }
     Ok(out)
+}
+
+/// The document of a `{"text": …}` record with no conversation field (and no field names set).
+fn plain_text(v: &Value, opts: &SftOptions) -> Option<String> {
+    let conversation = ["messages", "conversations", "prompt", "instruction", "question"];
+    if !opts.prompt_field.is_empty() || conversation.iter().any(|k| v.get(k).is_some()) {
+        return None;
+    }
+    v.get("text").and_then(Value::as_str).filter(|t| !t.trim().is_empty()).map(str::to_string)
 }
 
 /// One record as messages (see the module documentation for the formats).
@@ -286,6 +303,27 @@ mod tests {
     }
 
     #[test]
+    fn plain_documents_are_read_beside_conversations() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("mix.jsonl");
+        let lines = [
+            json!({"text": "Pleitro is a country.", "genre": "encyclopedia"}),
+            json!({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "text": "x"}),
+            json!({"text": "  "}),
+        ];
+        std::fs::write(&p, lines.iter().map(|l| l.to_string() + "\n").collect::<String>()).unwrap();
+        let e = read_conversations(std::slice::from_ref(&p), &SftOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("mix.jsonl:3") && e.contains("not a recognised"), "an empty text is no document: {e}");
+        let opts = SftOptions { skip_invalid: true, ..Default::default() };
+        let got = read_conversations(&[p], &opts).unwrap();
+        assert_eq!(got.items.len(), 2);
+        assert_eq!(got.items[0].text.as_deref(), Some("Pleitro is a country."));
+        assert!(got.items[0].messages.is_empty());
+        // A conversation field wins over `text`.
+        assert!(got.items[1].text.is_none() && got.items[1].messages.len() == 2);
+    }
+
+    #[test]
     fn bad_records_name_file_line_and_field() {
         let e = parse(json!({"messages": [{"role": "user", "content": "q"}]})).unwrap_err().to_string();
         assert!(e.contains("f.jsonl:3") && e.contains("no assistant turn"), "{e}");
@@ -293,6 +331,7 @@ mod tests {
         assert!(e.contains("messages[0]") && e.contains("unknown role `robot`"), "{e}");
         let e = parse(json!({"conversations": [{"from": "human", "value": 3}]})).unwrap_err().to_string();
         assert!(e.contains("conversations[0]") && e.contains("`value` is a number"), "{e}");
+        // A record of text alone is a plain document, read by `read_conversations`, never a conversation.
         let e = parse(json!({"text": "x"})).unwrap_err().to_string();
         assert!(e.contains("not a recognised") && e.contains("fields present: text"), "{e}");
         let e = parse(json!({"instruction": "x", "output": 1})).unwrap_err().to_string();

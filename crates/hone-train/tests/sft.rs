@@ -24,6 +24,7 @@ fn convs() -> Vec<Conversation> {
         .enumerate()
         .map(|(i, messages)| Conversation {
             messages,
+            text: None,
             file: "mem.jsonl".into(),
             loc: hone_data::Location::Line { line: i as u64 + 1, offset: 0 },
         })
@@ -34,6 +35,22 @@ fn data(val_fraction: f64) -> (hone_data::tokenizer::Tokenizer, SftData) {
     let tok = tokenizer();
     let d = prepare(&convs(), &tok, &ChatTemplate::hone_default(), 128, val_fraction, 3).unwrap();
     (tok, d)
+}
+
+#[test]
+fn a_plain_document_is_trained_on_every_token_after_bos() {
+    let tok = tokenizer();
+    let doc = Conversation {
+        messages: Vec::new(),
+        text: Some("The capital of Oskel is Brandu.".into()),
+        file: "mem.jsonl".into(),
+        loc: hone_data::Location::Line { line: 1, offset: 0 },
+    };
+    let d = prepare(&[doc], &tok, &ChatTemplate::hone_default(), 128, 0.0, 3).unwrap();
+    let ex = &d.train[0];
+    assert_eq!(ex.ids[0], tok.bos_id);
+    assert_eq!(tok.decode(&ex.ids[1..]).unwrap(), "The capital of Oskel is Brandu.");
+    assert!(ex.mask.iter().all(|&m| m), "every token is a target");
 }
 
 #[test]

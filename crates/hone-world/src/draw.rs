@@ -125,8 +125,8 @@ pub fn write(d: &Drawn, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
 
 /// The prompts of the records in a drawn (or default) file, to avoid in a later draw: the user
 /// turns of a `messages` conversation (as [`sft::key`] joins them), or a `prompt`'s user turns (or
-/// its text, when it is a string). A line that is not JSON, or has neither field, is an error naming
-/// the file and line.
+/// its text, when it is a string); a plain document (`{"text"}`) adds nothing. A line that is not
+/// JSON, or has none of these fields, is an error naming the file and line.
 pub fn prompts_of(path: &Path) -> Result<BTreeSet<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut out = BTreeSet::new();
@@ -148,6 +148,8 @@ pub fn prompts_of(path: &Path) -> Result<BTreeSet<String>> {
             (_, Some(serde_json::Value::String(p))) => {
                 out.insert(p.clone());
             }
+            // A plain document (SFT's `{"text"}`) asks nothing.
+            (None, None) if v.get("text").is_some_and(|t| t.is_string()) => {}
             _ => anyhow::bail!(
                 "{} line {}: no `messages` list and no `prompt` (a list of turns or a text)",
                 path.display(),
@@ -253,9 +255,15 @@ mod tests {
         std::fs::write(d.path().join("x.jsonl"), "{\"messages\": []}\nnot json\n").unwrap();
         let e = prompts_of(&d.path().join("x.jsonl")).unwrap_err().to_string();
         assert!(e.contains("x.jsonl line 2"), "{e}");
-        std::fs::write(d.path().join("y.jsonl"), "{\"prompt\": \"Is it?\", \"chosen\": \"Yes.\"}\n{\"text\": \"x\"}\n")
-            .unwrap();
+        std::fs::write(
+            d.path().join("y.jsonl"),
+            "{\"prompt\": \"Is it?\", \"chosen\": \"Yes.\"}\n{\"text\": \"x\"}\n{\"id\": 3}\n",
+        )
+        .unwrap();
         let e = prompts_of(&d.path().join("y.jsonl")).unwrap_err().to_string();
-        assert!(e.contains("y.jsonl line 2") && e.contains("`prompt`"), "{e}");
+        assert!(
+            e.contains("y.jsonl line 3") && e.contains("`prompt`"),
+            "a document is skipped, a record of neither is not: {e}"
+        );
     }
 }

@@ -120,8 +120,19 @@ pub fn prepare(
 ) -> anyhow::Result<SftData> {
     let mut d = SftData::default();
     for c in convs {
-        let enc = template.encode(tok, &c.messages).map_err(|e| anyhow::anyhow!("{}: {e:#}", c.origin()))?;
-        let (mut ids, mut mask) = (enc.ids, enc.assistant_mask);
+        let (mut ids, mut mask) = match &c.text {
+            // A plain document, as pretraining reads it: BOS, then the text, every token a target.
+            Some(t) => {
+                let mut ids = vec![tok.bos_id];
+                ids.extend(tok.encode(t).map_err(|e| anyhow::anyhow!("{}: {e:#}", c.origin()))?);
+                let n = ids.len();
+                (ids, vec![true; n])
+            }
+            None => {
+                let enc = template.encode(tok, &c.messages).map_err(|e| anyhow::anyhow!("{}: {e:#}", c.origin()))?;
+                (enc.ids, enc.assistant_mask)
+            }
+        };
         if ids.len() > max_len {
             ids.truncate(max_len);
             mask.truncate(max_len);
@@ -132,7 +143,10 @@ pub fn prepare(
             d.dropped += 1;
             continue;
         }
-        let key = serde_json::to_string(&c.messages).expect("messages serialise");
+        let key = match &c.text {
+            Some(t) => t.clone(),
+            None => serde_json::to_string(&c.messages).expect("messages serialise"),
+        };
         let ex = Example { ids, mask };
         if hone_data::hash::split_point(seed, &key) < val_fraction { d.val.push(ex) } else { d.train.push(ex) }
     }

@@ -4,7 +4,8 @@
 //! - SFT: new world conversations of the weak kinds, plus a replayed share of the world's own
 //!   conversations of the other kinds and of the kinds behind every task not targeted, the same
 //!   number of each (new ones where the world has too few: on the default run, a round that trained
-//!   JSON and lists without one-word answers among its replay took those from 0.74 to 0.58);
+//!   JSON and lists without one-word answers among its replay took those from 0.74 to 0.58), and
+//!   documents of the world's corpus as plain text (`iterate.text_replay`);
 //! - DPO: prompts of the weak kinds answered `iterate.samples` times by the current model, the best
 //!   and worst answer by the grader making a pair when the grader tells them apart (with the rule
 //!   grader, a prompt whose answers all score alike takes the world's own pair for it), plus replayed
@@ -148,6 +149,34 @@ fn replay(
     Ok((out, short))
 }
 
+/// A seeded sample of `n` documents of the corpus in `dir` (its `*.jsonl` files), as plain-text SFT
+/// records (`{"text", "kind": "corpus"}`).
+fn corpus_documents(dir: &Path, n: usize, seed: u64) -> anyhow::Result<Vec<Value>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let mut docs: Vec<(String, String)> = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let v: Value = serde_json::from_str(l)
+                .map_err(|e| anyhow::anyhow!("{} line {}: not JSON: {e}", f.display(), i + 1))?;
+            let t = v["text"].as_str().ok_or_else(|| anyhow::anyhow!("{} line {}: no `text`", f.display(), i + 1))?;
+            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let order = hone_data::hash::sha256_hex(format!("{seed}:{name}:{i}").as_bytes());
+            docs.push((order, t.to_string()));
+        }
+    }
+    docs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(docs.into_iter().take(n).map(|(_, t)| json!({"text": t, "kind": "corpus"})).collect())
+}
+
 /// Replayed items for `drawn` new ones at share `share` of the whole.
 fn replay_count(drawn: usize, share: f64) -> usize {
     (drawn as f64 * share / (1.0 - share)).round() as usize
@@ -243,12 +272,16 @@ pub fn build(inp: &Inputs, dir: &Path) -> anyhow::Result<Built> {
             let d = hone_world::draw::draw(inp.world, &req([asked, short].concat(), vec![], vec![]))?;
             let (drawn, topped): (Vec<Value>, Vec<Value>) =
                 values(&d.sft).into_iter().partition(|v| ks.iter().any(|k| v["kind"].as_str() == Some(k)));
+            let conversations = drawn.len() + old.len() + topped.len();
+            let texts =
+                corpus_documents(&inp.world_dir.join("corpus"), replay_count(conversations, it.text_replay), inp.seed)?;
             let file = dir.join("sft.jsonl");
-            write_lines(&file, &[drawn.clone(), old.clone(), topped.clone()].concat())?;
+            write_lines(&file, &[drawn.clone(), old.clone(), topped.clone(), texts.clone()].concat())?;
             let parts = [
                 count_parts("sft", "drawn", &drawn),
                 count_parts("sft", "replay", &old),
                 count_parts("sft", "replay, new", &topped),
+                count_parts("text", "replay", &texts),
             ]
             .concat();
             Built { file, parts, agreement: None }
