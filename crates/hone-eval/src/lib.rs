@@ -26,7 +26,7 @@ pub use hone_tasks::{compare, metrics, result, table};
 
 pub use config::EvalConfig;
 pub use result::{ChoiceScore, ItemRecord, Metric, TaskResult, load_results};
-pub use spec::{TaskSpec, resolve};
+pub use spec::{TaskSpec, load_dir, resolve};
 
 use anyhow::{Context, Result, bail};
 use hone_data::chat::ChatTemplate;

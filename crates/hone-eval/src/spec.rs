@@ -57,6 +57,12 @@ fn toml_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Every task file (`*.toml`) in `dir`, in name order: a world's `eval/` or any folder of task files.
+pub fn load_dir(dir: &Path) -> Result<Vec<TaskSpec>> {
+    anyhow::ensure!(dir.is_dir(), "{}: no such folder of task files", dir.display());
+    toml_files(dir).iter().map(|p| TaskSpec::load(p)).collect()
+}
+
 /// Resolves a task argument to task files: a path to a `.toml`, `world` (every world probe), a world
 /// probe's name (`facts_mc` or `world_facts_mc`), or a shipped task (`arc_easy`, `blimp`, …), looked
 /// for in `./tasks` and in the repository's `tasks/`.

@@ -61,16 +61,14 @@ pub(crate) fn build(a: &Assembled, cfg: &WorldConfig) -> Result<DevSplit> {
             problems.insert(p);
         }
     }
-    let report_texts: BTreeSet<&str> = a
-        .probes
-        .tasks
-        .iter()
-        .filter_map(|t| match &t.items {
-            Items::Rolling(v) => Some(v.iter().map(|d| d.text.as_str())),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    // What the report's probes hold besides generation prompts: held-out texts, statements to complete.
+    let of_probes = |pick: fn(&Items) -> Vec<&str>| -> BTreeSet<&str> {
+        a.probes.tasks.iter().flat_map(|t| pick(&t.items)).collect()
+    };
+    let report_texts = of_probes(|i| match i {
+        Items::Rolling(v) => v.iter().map(|d| d.text.as_str()).collect(),
+        _ => Vec::new(),
+    });
     let mut heldout = corpus::heldout(
         &a.world,
         cfg,
@@ -93,16 +91,10 @@ pub(crate) fn build(a: &Assembled, cfg: &WorldConfig) -> Result<DevSplit> {
     more_after_cutoff(&world, &mut dev, &a.probes.prompts, wide.probe_items, &mut rng);
     let none = BTreeSet::new();
     probes::grow_formats(&a.world, &mut dev, wide.probe_items, &none, stream(seed, Stream::DevFormats));
-    let contexts: BTreeSet<&str> = a
-        .probes
-        .tasks
-        .iter()
-        .filter_map(|t| match &t.items {
-            Items::MultipleChoice(v) => Some(v.iter().map(|i| i.context.as_str())),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let contexts = of_probes(|i| match i {
+        Items::MultipleChoice(v) => v.iter().map(|x| x.context.as_str()).collect(),
+        _ => Vec::new(),
+    });
     for t in &mut dev.tasks {
         match &mut t.items {
             Items::Generate(v) => {

@@ -38,14 +38,3 @@ pub fn evaluate(
     hone_data::atomic::write_atomic(&out.join(DONE), model.display().to_string().as_bytes())?;
     Ok(Some(hone_eval::load_results(out)?))
 }
-
-/// The task files in `dir` (a world's `eval/` or the development split).
-pub fn specs(dir: &Path) -> anyhow::Result<Vec<TaskSpec>> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    files.iter().map(|p| TaskSpec::load(p)).collect()
-}

@@ -131,7 +131,7 @@ pub fn run(cfg: &HoneConfig, rounds: usize, stop: &Arc<AtomicBool>, standalone: 
         eprintln!("iterate: development split written to {}", dev_dir.display());
     }
     let mut goals: Vec<Goal> = it.goals.iter().map(|g| Goal::parse(g)).collect::<anyhow::Result<_>>()?;
-    let (dev_specs, report_specs) = (measure::specs(&dev_dir)?, measure::specs(&world_dir.join("eval"))?);
+    let (dev_specs, report_specs) = (hone_eval::load_dir(&dev_dir)?, hone_eval::load_dir(&world_dir.join("eval"))?);
     // A probe task the development split has no items of (a small world's probe can use up a kind's
     // prompts) cannot be measured: its goal is skipped, and said so. A task that is no probe at all is
     // an error, when the goals are checked below.
