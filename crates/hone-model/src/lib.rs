@@ -11,6 +11,7 @@ pub mod hostmat;
 pub mod import;
 pub mod llama;
 pub mod load;
+pub mod lora;
 pub mod q8;
 pub mod sample;
 pub mod simd;

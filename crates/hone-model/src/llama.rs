@@ -10,6 +10,7 @@
 
 use crate::config::LlamaConfig;
 use crate::fused;
+use crate::lora::Lora;
 use crate::q8::QMatrix;
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -28,6 +29,8 @@ pub enum ParamKind {
     Matrix,
     /// The output projection `lm_head` `[vocab, hidden]` (absent when tied).
     Head,
+    /// A LoRA matrix (`lora_A [r, in]` or `lora_B [out, r]`, [`crate::lora`]).
+    Adapter,
 }
 
 /// A parameter tensor: norms are vectors, everything else a matrix.
@@ -92,7 +95,7 @@ impl Param {
 }
 
 /// Makes `t` a gradient-recording leaf on autodiff devices, and plain elsewhere.
-fn leaf<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
+pub(crate) fn leaf<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
     let t = t.without_autodiff();
     if device.is_autodiff() { t.autodiff().require_grad() } else { t }
 }
@@ -128,6 +131,22 @@ enum LayerParam {
     Gate,
     Up,
     Down,
+}
+
+impl LayerParam {
+    /// The projection a LoRA target adapts.
+    fn of(t: crate::lora::Target) -> LayerParam {
+        use crate::lora::Target::*;
+        match t {
+            QProj => LayerParam::QProj,
+            KProj => LayerParam::KProj,
+            VProj => LayerParam::VProj,
+            OProj => LayerParam::OProj,
+            GateProj => LayerParam::Gate,
+            UpProj => LayerParam::Up,
+            DownProj => LayerParam::Down,
+        }
+    }
 }
 
 /// Every parameter of a model with this config (name, kind, shape) and where it lives, in the
@@ -215,6 +234,8 @@ pub struct Llama {
     device: Device,
     /// Q8_0 copies of the matrices for decoding ([`Llama::quantize_q8`]); dropped by any update.
     quant: Option<std::sync::Arc<Q8Weights>>,
+    /// A LoRA adapter on the projections ([`Llama::attach_lora`]): the base weights are then frozen.
+    lora: Option<Lora>,
 }
 
 /// Q8_0 copies of a model's matrices, per layer `[q, k, v, o, gate, up, down]`, and the output
@@ -298,6 +319,7 @@ impl Llama {
             rope_sin,
             device: device.clone(),
             quant: None,
+            lora: None,
         };
         for (spec, loc) in layout(config) {
             let v = values(&spec)?;
@@ -367,6 +389,7 @@ impl Llama {
         m.device = self.device.clone().without_autodiff();
         m.update_params(|_, p| Ok(p)).expect("same parameters back");
         m.quant = self.quant.clone();
+        m.lora = self.lora.as_ref().map(Lora::to_inference);
         m.rope_cos = m.rope_cos.without_autodiff();
         m.rope_sin = m.rope_sin.without_autodiff();
         m
@@ -374,6 +397,53 @@ impl Llama {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Trains `lora` instead of the weights: every base tensor becomes an untracked constant (no
+    /// gradient, no optimizer state), and the projections add the adapter's output.
+    pub fn attach_lora(&mut self, lora: Lora) -> anyhow::Result<()> {
+        anyhow::ensure!(self.lora.is_none(), "the model already has an adapter; merge it first");
+        anyhow::ensure!(self.quant.is_none(), "an adapter on Q8_0 weights: attach it before quantising");
+        let autodiff = self.device.is_autodiff();
+        for (_, loc) in layout(&self.config) {
+            match self.slot(loc) {
+                Slot::V(t) => *t = freeze(t.clone(), autodiff),
+                Slot::M(t) => *t = freeze(t.clone(), autodiff),
+            }
+        }
+        self.lora = Some(lora);
+        Ok(())
+    }
+
+    /// The adapter, when one is attached.
+    pub fn lora(&self) -> Option<&Lora> {
+        self.lora.as_ref()
+    }
+
+    pub fn lora_mut(&mut self) -> Option<&mut Lora> {
+        self.lora.as_mut()
+    }
+
+    /// The base model alone: the same tensors (shared, not copied) with the adapter switched off;
+    /// the reference of a preference stage that trains an adapter.
+    pub fn without_lora(&self) -> Llama {
+        Llama { lora: None, ..self.clone() }
+    }
+
+    /// Folds the adapter into the weights (`W + scale · B · A`) and drops it.
+    pub fn merge_lora(&mut self) -> anyhow::Result<()> {
+        let Some(lora) = self.lora.take() else { return Ok(()) };
+        self.quant = None;
+        for l in 0..self.config.num_hidden_layers {
+            for t in crate::lora::Target::ALL {
+                if let Some(delta) = lora.delta(l, t.slot()) {
+                    let Slot::M(w) = self.slot(Loc::Layer(l, LayerParam::of(t))) else { unreachable!("a projection") };
+                    *w = w.clone().without_autodiff() + delta.without_autodiff();
+                }
+            }
+        }
+        // Every weight a trainable leaf again, as the model was before the adapter froze it.
+        self.update_params(|_, p| Ok(p))
     }
 
     /// The parameter at `loc`.
@@ -538,10 +608,10 @@ impl Llama {
         for (l, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.layers[l]);
             let h = rms_norm(x.clone(), &layer.input_layernorm, c.rms_norm_eps);
-            let q8 = self.quant.as_ref().map(|q| &q.layers[l]);
-            x = x + layer.self_attn.forward(h, &cos, &sin, mask, layout.plain_causal, c, kv, q8);
+            let proj = Proj { q8: self.quant.as_ref().map(|q| &q.layers[l]), lora: self.lora.as_ref(), layer: l };
+            x = x + layer.self_attn.forward(h, &cos, &sin, mask, layout.plain_causal, c, kv, &proj);
             let h = rms_norm(x.clone(), &layer.post_attention_layernorm, c.rms_norm_eps);
-            x = x + layer.mlp.forward(h, q8);
+            x = x + layer.mlp.forward(h, &proj);
         }
         rms_norm(x, &self.norm, c.rms_norm_eps)
     }
@@ -695,10 +765,10 @@ impl Attention {
         plain_causal: bool,
         c: &LlamaConfig,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
-        q8: Option<&[Arc<QMatrix>; 7]>,
+        proj: &Proj,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
-        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| qlinear(x, w, q8.map(|q| &*q[i]));
+        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| proj.apply(x, w, i);
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         if plain_causal && cache.is_none() && fused::active(&x.device()) {
             // The projections' own layout [batch, seq, heads, head_dim]: no transposes on this path.
@@ -740,11 +810,35 @@ impl Attention {
 
 impl Mlp {
     /// SwiGLU: `down(silu(gate(x)) * up(x))`, `[batch, seq, hidden]` → same.
-    fn forward(&self, x: Tensor<3>, q8: Option<&[Arc<QMatrix>; 7]>) -> Tensor<3> {
-        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| qlinear(x, w, q8.map(|q| &*q[i]));
+    fn forward(&self, x: Tensor<3>, proj: &Proj) -> Tensor<3> {
+        let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| proj.apply(x, w, i);
         let g = lin(x.clone(), &self.gate_proj, 4); // [batch, seq, intermediate]
         lin(fused::swiglu(g, lin(x, &self.up_proj, 5)), &self.down_proj, 6)
     }
+}
+
+/// How one layer's projections run: through their Q8_0 copies when there are some (decoding), and
+/// with the adapter's term when there is one.
+struct Proj<'a> {
+    q8: Option<&'a [Arc<QMatrix>; 7]>,
+    lora: Option<&'a Lora>,
+    layer: usize,
+}
+
+impl Proj<'_> {
+    /// Projection `slot` (`[q, k, v, o, gate, up, down]`) of `x: [batch, seq, in]` by `w`.
+    fn apply(&self, x: Tensor<3>, w: &Tensor<2>, slot: usize) -> Tensor<3> {
+        match self.lora {
+            Some(lora) => lora.apply(self.layer, slot, x.clone(), qlinear(x, w, self.q8.map(|q| &*q[slot]))),
+            None => qlinear(x, w, self.q8.map(|q| &*q[slot])),
+        }
+    }
+}
+
+/// `t` as an untracked constant: on an autodiff device it joins graphs without recording a gradient.
+fn freeze<const D: usize>(t: Tensor<D>, autodiff: bool) -> Tensor<D> {
+    let t = t.without_autodiff();
+    if autodiff { t.autodiff() } else { t }
 }
 
 /// [`linear`], through the Q8_0 copy `q` when there is one and the activations are a few rows

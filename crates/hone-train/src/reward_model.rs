@@ -3,10 +3,15 @@
 //! `LlamaForSequenceClassification` with one label (`score.weight` `[1, hidden]`, no bias). Its
 //! weight file has the HF names of that class (`model.*`, `score.weight`; no `lm_head`), and its
 //! `config.json` says so, so RL and evaluation can open it with [`RewardModel::load`].
+//!
+//! Trained with LoRA, the trunk carries an adapter and the head is trained whole, as PEFT's
+//! `SEQ_CLS` task does (`modules_to_save = ["score"]`): the checkpoint is `adapter_config.json` +
+//! `adapter_model.safetensors` holding the adapter and `base_model.model.score.weight`.
 
-use crate::trainable::Trainable;
+use crate::trainable::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, Trainable};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hone_model::llama::{Layout, ids_tensor};
+use hone_model::lora::{Lora, LoraSpec};
 use hone_model::weights::{HostTensor, read_f32, write_f32};
 use hone_model::{Llama, LlamaConfig, Param, ParamKind, ParamSpec};
 use rand::{Rng, SeedableRng};
@@ -14,6 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub const HEAD: &str = "score.weight";
+/// The head's name in an adapter file (PEFT's name of a module it saves whole).
+pub const ADAPTER_HEAD: &str = "base_model.model.score.weight";
 
 /// Trunk + scalar head. Cloning is cheap.
 #[derive(Debug, Clone)]
@@ -75,6 +82,9 @@ impl RewardModel {
     pub fn load(path: &Path, device: &Device) -> anyhow::Result<RewardModel> {
         let dir = hone_model::load::resolve_checkpoint(path)?;
         hone_data::checkpoint::verify(&dir)?;
+        if hone_model::load::is_adapter(&dir) {
+            return RewardModel::load_adapter(&dir, device);
+        }
         let cfg_path = dir.join("config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let config: LlamaConfig = serde_json::from_str(&text)
@@ -83,6 +93,25 @@ impl RewardModel {
         let bytes = std::fs::read(&w).map_err(|e| anyhow::anyhow!("{}: {e}", w.display()))?;
         let shell = RewardModel::new(Llama::init(&config, 0, device)?, 0);
         shell.with_weights(&bytes, &w.display().to_string())
+    }
+
+    /// A reward checkpoint trained with LoRA: its base language model with the adapter merged, and
+    /// the head saved beside the adapter.
+    fn load_adapter(dir: &Path, device: &Device) -> anyhow::Result<RewardModel> {
+        let (base, base_path, mut v) = hone_model::load::adapter_base(dir)?;
+        let origin = dir.join(ADAPTER_CONFIG).display().to_string();
+        // The head is the module saved whole; the rest is a plain LoRA adapter.
+        if let Some(o) = v.as_object_mut() {
+            o.remove("modules_to_save");
+        }
+        let spec = LoraSpec::from_adapter_config(&v, &origin)?;
+        let mut trunk = hone_model::load::load(&base_path, device)?.model;
+        let w = dir.join(ADAPTER_WEIGHTS);
+        let bytes = std::fs::read(&w).map_err(|e| anyhow::anyhow!("{}: {e}", w.display()))?;
+        trunk.attach_lora(Lora::init(spec, base, &trunk.config.clone(), 0, device)?)?;
+        let mut m = RewardModel::new(trunk, 0).with_weights(&bytes, &w.display().to_string())?;
+        m.trunk.merge_lora()?;
+        Ok(m)
     }
 
     /// Hugging Face `config.json` of the reward model (`LlamaForSequenceClassification`, `Qwen3…` with
@@ -105,16 +134,18 @@ impl RewardModel {
 }
 
 impl Trainable for RewardModel {
-    /// The trunk's parameters without `lm_head` (unused here), then the head.
+    /// The trunk's parameters without `lm_head` (unused here), or its adapter's; then the head.
     fn params(&self) -> Vec<(ParamSpec, Param)> {
         let mut v: Vec<(ParamSpec, Param)> =
-            self.trunk.params().into_iter().filter(|(s, _)| s.kind != ParamKind::Head).collect();
+            Trainable::params(&self.trunk).into_iter().filter(|(s, _)| s.kind != ParamKind::Head).collect();
         v.push((self.head_spec(), Param::Matrix(self.score.clone())));
         v
     }
 
     fn update_params(&mut self, f: &mut dyn FnMut(&ParamSpec, Param) -> anyhow::Result<Param>) -> anyhow::Result<()> {
-        self.trunk.update_params(|spec, p| if spec.kind == ParamKind::Head { Ok(p) } else { f(spec, p) })?;
+        Trainable::update_params(&mut self.trunk, &mut |spec, p| {
+            if spec.kind == ParamKind::Head { Ok(p) } else { f(spec, p) }
+        })?;
         let spec = self.head_spec();
         let device = self.trunk.device().clone();
         match f(&spec, Param::Matrix(self.score.clone()))?.into_leaf(&device) {
@@ -128,17 +159,69 @@ impl Trainable for RewardModel {
         self.trunk.device()
     }
 
+    fn weights_file(&self) -> &'static str {
+        self.trunk.weights_file()
+    }
+
+    fn weight_notes(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        Ok(match self.trunk.lora() {
+            Some(l) => {
+                let mut v = l.spec.adapter_config(&l.base);
+                v["task_type"] = serde_json::json!("SEQ_CLS");
+                v["modules_to_save"] = serde_json::json!(["score"]);
+                vec![(ADAPTER_CONFIG.into(), serde_json::to_vec_pretty(&v)?)]
+            }
+            None => Vec::new(),
+        })
+    }
+
+    fn keeps_file(&self, name: &str) -> bool {
+        self.trunk.keeps_file(name)
+    }
+
+    fn for_micro_batch(&self, stream: u64) -> Self {
+        RewardModel { trunk: self.trunk.for_micro_batch(stream), score: self.score.clone() }
+    }
+
     fn to_safetensors(&self) -> anyhow::Result<Vec<u8>> {
+        let adapter = self.trunk.lora().is_some();
         let tensors: BTreeMap<String, HostTensor> = self
             .params()
             .into_iter()
-            .map(|(spec, p)| (spec.name, HostTensor { shape: spec.shape, data: p.to_vec() }))
+            .map(|(spec, p)| {
+                let name = if adapter && spec.name == HEAD { ADAPTER_HEAD.to_string() } else { spec.name };
+                (name, HostTensor { shape: spec.shape, data: p.to_vec() })
+            })
             .collect();
         write_f32(&tensors, Some(HashMap::from([("format".to_string(), "pt".to_string())])))
     }
 
     fn with_weights(&self, bytes: &[u8], origin: &str) -> anyhow::Result<Self> {
         let mut tensors = read_f32(bytes, origin)?;
+        if let Some(l) = self.trunk.lora() {
+            let head = tensors
+                .remove(ADAPTER_HEAD)
+                .ok_or_else(|| anyhow::anyhow!("{origin}: missing tensor `{ADAPTER_HEAD}` (the reward head)"))?;
+            let spec = self.head_spec();
+            anyhow::ensure!(
+                head.shape == spec.shape,
+                "{origin}: `{ADAPTER_HEAD}` has shape {:?}, expected {:?}",
+                head.shape,
+                spec.shape
+            );
+            let rest = write_f32(&tensors, None)?;
+            let device = self.device().clone();
+            let lora =
+                Lora::from_safetensors(l.spec.clone(), l.base.clone(), &rest, &self.trunk.config, &device, origin)?;
+            let mut trunk = self.trunk.clone();
+            *trunk.lora_mut().expect("has one") = lora;
+            let score = Param::Matrix(Tensor::<2>::from_data(
+                TensorData::new(head.data, spec.shape),
+                &device.clone().without_autodiff(),
+            ));
+            let Param::Matrix(score) = score.into_leaf(&device) else { unreachable!("a matrix") };
+            return Ok(RewardModel { trunk, score });
+        }
         let head = tensors.remove(HEAD).ok_or_else(|| anyhow::anyhow!("{origin}: missing tensor `{HEAD}`"))?;
         let spec = self.head_spec();
         anyhow::ensure!(

@@ -14,7 +14,8 @@ use crate::trainer::{LoopSettings, RunSummary, Task, Trainer, fmt_metrics};
 use burn::tensor::Device;
 use hone_data::checkpoint::{CheckpointDir, DataNotes};
 use hone_data::config::Documented;
-use hone_model::{LlamaConfig, ModelConfig};
+use hone_model::lora::{Lora, LoraSpec, Target};
+use hone_model::{Llama, LlamaConfig, ModelConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -64,6 +65,17 @@ hone_data::config_section! {
         lr: f64 = 1e-4,
         /// Warmup steps (replaces `optim.warmup_steps` for this stage).
         warmup_steps: u64 = 10,
+        /// LoRA rank: train a low-rank adapter on the projections instead of every weight, saved in
+        /// PEFT's format (the base stays frozen: no gradients or optimizer state for it, and a
+        /// preference stage's reference is the base with the adapter off); 0 = full fine-tuning.
+        lora_rank: usize = 0,
+        /// LoRA alpha: the adapter's output is scaled by lora_alpha / lora_rank (PEFT's `lora_alpha`).
+        lora_alpha: f64 = 16.0,
+        /// Dropout on the adapter's input while training (PEFT's `lora_dropout`); 0 = none.
+        lora_dropout: f64 = 0.0,
+        /// The projections that get an adapter: any of q_proj, k_proj, v_proj, o_proj, gate_proj,
+        /// up_proj, down_proj (PEFT's `target_modules`; all of them is its `all-linear`).
+        lora_targets: Vec<Target> = Target::ALL.to_vec(),
         ..run: LoopConfig = LoopConfig::default(),
     }
 }
@@ -99,7 +111,26 @@ impl StageConfig {
     pub fn validate(&self, stage: &str) -> anyhow::Result<()> {
         self.run.validate(stage)?;
         anyhow::ensure!(self.lr > 0.0 && self.lr.is_finite(), "{stage}.lr must be positive");
+        if let Some(spec) = self.lora_spec() {
+            spec.validate().map_err(|e| anyhow::anyhow!("{stage}: {e} (lora_* settings)"))?;
+        }
         Ok(())
+    }
+
+    /// The adapter to train, when `lora_rank` > 0.
+    pub fn lora_spec(&self) -> Option<LoraSpec> {
+        (self.lora_rank > 0).then(|| {
+            let mut targets = self.lora_targets.clone();
+            targets.sort();
+            targets.dedup();
+            LoraSpec {
+                rank: self.lora_rank,
+                alpha: self.lora_alpha,
+                dropout: self.lora_dropout,
+                targets,
+                rslora: false,
+            }
+        })
     }
 
     /// `optim` with this stage's learning rate and warmup. The stage's `lr` replaces `optim.lr` and
@@ -305,6 +336,30 @@ pub fn open_start(run_dir: &Path, info: &StageInfo, common: &StageConfig) -> any
     let device = hone_model::device::select_autodiff(&common.run.device)?;
     let opened = open(&init, &device)?;
     Ok((opened, device))
+}
+
+/// `model` (opened from `init`) ready to train under `common`: with a new adapter when
+/// `lora_rank` > 0 (its `base_model_name_or_path` is `init`, made absolute so that PEFT and
+/// `transformers` find it from anywhere), else as it is.
+pub fn adapt(mut model: Llama, common: &StageConfig, init: &Path) -> anyhow::Result<Llama> {
+    let Some(spec) = common.lora_spec() else { return Ok(model) };
+    let base = std::path::absolute(init).unwrap_or_else(|_| init.to_path_buf());
+    // The adapter's seed differs from the data order's, which shares `run.seed`.
+    let lora =
+        Lora::init(spec, base.display().to_string(), &model.config, common.run.seed ^ 0x4c6f_5241, model.device())?;
+    let (n, total) = (
+        lora.params().iter().map(|(_, p)| p.numel()).sum::<usize>(),
+        model.params().iter().map(|(_, p)| p.numel()).sum::<usize>(),
+    );
+    eprintln!(
+        "LoRA: rank {}, alpha {}, on {}: {n} trained parameters ({:.2}% of {total})",
+        lora.spec.rank,
+        lora.spec.alpha,
+        lora.spec.targets.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
+        100.0 * n as f64 / total.max(1) as f64
+    );
+    model.attach_lora(lora)?;
+    Ok(model)
 }
 
 /// The checkpoint files of a model built from scratch with `config` in `run_dir`: with the run's

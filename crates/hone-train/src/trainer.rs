@@ -157,11 +157,15 @@ impl<M: Trainable> Trainer<M> {
         let mut total: Option<Grads> = None;
         let (mut loss_sum, mut tokens) = (0f64, 0u64);
         for micro in 0..accum {
-            let (loss, n) = task.loss(&self.model, self.step, micro)?;
+            // Dropout masks (an adapter's) are a pure function of the seed and the micro-batch.
+            let stream = (self.settings.seed ^ 0x6c6f_7261).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ (self.step * accum as u64 + micro as u64);
+            let model = self.model.for_micro_batch(stream);
+            let (loss, n) = task.loss(&model, self.step, micro)?;
             let value: f32 = loss.clone().without_autodiff().into_scalar();
             loss_sum += value as f64;
             tokens += n;
-            let g = Grads::collect(&self.model, &loss.backward());
+            let g = Grads::collect(&model, &loss.backward());
             match total.as_mut() {
                 None => total = Some(g),
                 Some(t) => t.add(g),
@@ -212,11 +216,12 @@ impl<M: Trainable> Trainer<M> {
             skipped_steps: self.skipped_steps,
         };
         let mut files = vec![
-            ("model.safetensors".to_string(), self.model.to_safetensors()?),
+            (self.model.weights_file().to_string(), self.model.to_safetensors()?),
             ("optimizer.safetensors".to_string(), self.optimizer.to_safetensors()?),
             ("state.json".to_string(), serde_json::to_vec_pretty(&state)?),
         ];
-        files.extend(self.settings.extra_files.iter().cloned());
+        files.extend(self.model.weight_notes()?);
+        files.extend(self.settings.extra_files.iter().filter(|(n, _)| self.model.keeps_file(n)).cloned());
         self.checkpoints.save(self.step, files, is_final)
     }
 
@@ -263,8 +268,9 @@ impl<M: Trainable> Trainer<M> {
                 state_path.display()
             );
         }
-        let model_path = ckpt.dir.join("model.safetensors");
-        self.model = self.model.with_weights(&ckpt.read("model.safetensors")?, &model_path.display().to_string())?;
+        let file = self.model.weights_file();
+        let model_path = ckpt.dir.join(file);
+        self.model = self.model.with_weights(&ckpt.read(file)?, &model_path.display().to_string())?;
         let opt_path = ckpt.dir.join("optimizer.safetensors");
         self.optimizer.load_safetensors(
             &ckpt.read("optimizer.safetensors")?,

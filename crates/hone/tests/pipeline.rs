@@ -97,6 +97,7 @@ fn quick_pipeline_completes_resumes_and_is_reproducible() {
     }
     assert!(run_dir(a.path()).join("report/report.html").is_file());
     self_contained_stages_and_export(a.path());
+    lora_stages(a.path());
     // A rerun reuses every step.
     let again = text(&run(a.path()));
     assert!(!again.contains("] pretrain ━━") && again.contains("pretrain (up to date, reused)"), "{again}");
@@ -269,4 +270,67 @@ fn self_contained_stages_and_export(root: &Path) {
     assert!(hone(&["export", &dpo, "--format", "gguf", "--out", &g]).status.success());
     let again = hone(&["export", &dpo, "--format", "gguf", "--out", &g]);
     assert!(!again.status.success() && text(&again).contains("--force"), "{}", text(&again));
+}
+
+/// The post-training stages again with LoRA adapters, on a copy of a finished quick run: each stage
+/// saves PEFT's files on the model before it, later stages and `hone export` open them merged, and
+/// bad LoRA settings or an adapter whose base cannot be found are named.
+fn lora_stages(root: &Path) {
+    let l = tempfile::tempdir().unwrap();
+    let ok =
+        Command::new("cp").args(["-a", &run_dir(root).display().to_string(), &l.path().display().to_string()]).status();
+    assert!(ok.unwrap().success());
+    std::fs::create_dir_all(l.path().join("runs")).unwrap();
+    std::fs::rename(l.path().join("quick"), run_dir(l.path())).unwrap();
+    let lora: Vec<String> =
+        ["sft", "reward", "dpo", "rl"].iter().flat_map(|s| ["--set".to_string(), format!("{s}.lora_rank=4")]).collect();
+    let out = cmd(l.path()).args(&lora).output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("pretrain (up to date, reused)") && t.contains("LoRA: rank 4"), "{t}");
+    let json =
+        |p: PathBuf| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap() };
+    for (s, base) in [("sft", "pretrain"), ("reward", "sft"), ("dpo", "sft"), ("rl", "dpo")] {
+        let f = final_dir(l.path(), s);
+        assert!(f.join("adapter_model.safetensors").is_file() && f.join("tokenizer.json").is_file(), "{s}");
+        // No config.json: transformers then loads the adapter onto its base.
+        assert!(!f.join("model.safetensors").exists() && !f.join("config.json").exists(), "{s}");
+        let cfg = json(f.join("adapter_config.json"));
+        let want = std::fs::canonicalize(final_dir(l.path(), base)).unwrap();
+        assert_eq!(cfg["base_model_name_or_path"].as_str(), Some(want.to_str().unwrap()), "{s}");
+        assert_eq!(cfg["r"], 4);
+    }
+    assert_eq!(json(final_dir(l.path(), "reward").join("adapter_config.json"))["task_type"], "SEQ_CLS");
+    // Evaluated like any stage; exported merged.
+    assert!(run_dir(l.path()).join("eval/rl").read_dir().unwrap().count() > 0);
+    let hone =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_hone")).current_dir(l.path()).args(args).output().unwrap();
+    let rl = run_dir(l.path()).join("rl").display().to_string();
+    let out_dir = l.path().join("rl-hf");
+    let o = hone(&["export", &rl, "--format", "hf", "--out", out_dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(out_dir.join("model.safetensors").is_file() && out_dir.join("config.json").is_file());
+    // Bad settings are named before any work.
+    let o = cmd(l.path())
+        .args(["--set", "sft.lora_rank=4", "--set", r#"sft.lora_targets=["q_proj", "qkv_proj"]"#])
+        .output()
+        .unwrap();
+    let e = text(&o);
+    assert!(!o.status.success() && e.contains("qkv_proj") && e.contains("gate_proj"), "{e}");
+    let o = cmd(l.path()).args(["--set", "dpo.lora_rank=4", "--set", "dpo.lora_dropout=1.5"]).output().unwrap();
+    let e = text(&o);
+    assert!(!o.status.success() && e.contains("lora_dropout"), "{e}");
+    // An adapter whose base is not on this machine (a hub name): refused, saying what to do.
+    let moved = l.path().join("adapter");
+    let ok = Command::new("cp")
+        .args(["-rL", &final_dir(l.path(), "sft").display().to_string(), moved.to_str().unwrap()])
+        .status();
+    assert!(ok.unwrap().success());
+    let mut cfg = json(moved.join("adapter_config.json"));
+    cfg["base_model_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct".into();
+    std::fs::write(moved.join("adapter_config.json"), cfg.to_string()).unwrap();
+    std::fs::remove_file(moved.join("MANIFEST")).unwrap();
+    let o = hone(&["sample", "-m", moved.to_str().unwrap(), "-p", "hi", "--max-new-tokens", "2"]);
+    let e = text(&o);
+    assert!(!o.status.success() && e.contains("not a local folder") && e.contains("base_model_name_or_path"), "{e}");
 }

@@ -48,7 +48,7 @@ fn result(stage: &str, value: f64) -> TaskResult {
 #[test]
 fn every_registered_stage_has_a_subcommand_keys_a_pipeline_name_and_a_report_column() {
     let names: Vec<&str> = hone_train::REGISTRY.iter().map(|s| s.info().name).collect();
-    for n in ["pretrain", "sft", "reward", "dpo", "rl", "orpo", "kto"] {
+    for n in ["base", "pretrain", "sft", "reward", "dpo", "rl", "orpo", "kto"] {
         assert!(names.contains(&n), "{n} is registered: {names:?}");
     }
     let report_run = tempfile::tempdir().unwrap();
@@ -70,9 +70,18 @@ fn every_registered_stage_has_a_subcommand_keys_a_pipeline_name_and_a_report_col
         let o = hone(d.path(), &[name, "--set", &format!("{name}.stepz=3")]);
         let e = text(&o);
         assert!(!o.status.success() && e.contains(&format!("unknown key `{name}.stepz`")), "{name}: {e}");
-        assert!(e.contains(&format!("{name}.steps")) && e.contains(&format!("{name}.seed")), "{name}: {e}");
-        let e = text(&hone(d.path(), &[name, "--set", &format!("{name}.steps=many")]));
-        assert!(e.contains("expects an integer"), "{name}: {e}");
+        // Every key of the section is listed; a training loop's include its steps and seed.
+        let section = stage.section_toml(&Default::default());
+        let keys: Vec<&str> = section.lines().filter_map(|l| l.split_once(" = ").map(|(k, _)| k)).collect();
+        assert!(!keys.is_empty(), "{name}: {section}");
+        for k in &keys {
+            assert!(e.contains(&format!("{name}.{k}")), "{name}: {k} is not listed: {e}");
+        }
+        if keys.contains(&"steps") {
+            assert!(e.contains(&format!("{name}.seed")), "{name}: {e}");
+            let e = text(&hone(d.path(), &[name, "--set", &format!("{name}.steps=many")]));
+            assert!(e.contains("expects an integer"), "{name}: {e}");
+        }
 
         // A pipeline name; a stage that starts from a trained model with none before it fails before
         // any work, naming what it needs.

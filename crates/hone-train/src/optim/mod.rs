@@ -61,7 +61,7 @@ impl Optimizer {
     /// untied head) always, embeddings and norm gains only when asked.
     pub fn decays(&self, spec: &ParamSpec) -> bool {
         match spec.kind {
-            ParamKind::Matrix | ParamKind::Head => true,
+            ParamKind::Matrix | ParamKind::Head | ParamKind::Adapter => true,
             ParamKind::Embedding => self.cfg.decay_embeddings,
             ParamKind::Norm => self.cfg.decay_norms,
         }

@@ -84,7 +84,7 @@ impl StageDef for Dpo {
     const INFO: StageInfo = StageInfo {
         name: "dpo",
         about: "Preference-tune (DPO, IPO, SimPO) against a frozen reference; Ctrl-C stops, rerun resumes.",
-        starts_from: &["sft", "pretrain"],
+        starts_from: &["sft", "pretrain", "base"],
         reads: &[],
         role: Role::Policy,
         label: "dpo",
@@ -452,6 +452,6 @@ fn run_dpo(cfg: &DpoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     );
     task.rpo_alpha = cfg.rpo_alpha;
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(opened.model, &stage_optim, settings, files, &mut task, ctx)?;
+        stage::train_stage(stage::adapt(opened.model, common, &opened.dir)?, &stage_optim, settings, files, &mut task, ctx)?;
     Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
 }

@@ -70,7 +70,7 @@ impl StageDef for Kto {
         name: "kto",
         about: "Preference-tune with KTO on unpaired good/bad judgements against a frozen reference; Ctrl-C \
                 stops, rerun resumes.",
-        starts_from: &["sft", "pretrain"],
+        starts_from: &["sft", "pretrain", "base"],
         reads: &[],
         role: Role::Policy,
         label: "kto",
@@ -457,6 +457,6 @@ fn run_kto(cfg: &KtoConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         common.run.grad_accum,
     );
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(opened.model, &stage_optim, settings, files, &mut task, ctx)?;
+        stage::train_stage(stage::adapt(opened.model, common, &opened.dir)?, &stage_optim, settings, files, &mut task, ctx)?;
     Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
 }

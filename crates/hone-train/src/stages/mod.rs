@@ -34,6 +34,7 @@ macro_rules! registry {
 }
 
 registry! {
+    base: base::Base,
     pretrain: pretrain::Pretrain,
     sft: sft::Sft,
     reward: reward::Reward,

@@ -51,7 +51,7 @@ impl StageDef for Orpo {
     const INFO: StageInfo = StageInfo {
         name: "orpo",
         about: "Preference-tune with ORPO (chosen-reply NLL + odds ratio, no reference); Ctrl-C stops, rerun resumes.",
-        starts_from: &["sft", "pretrain"],
+        starts_from: &["sft", "pretrain", "base"],
         reads: &[],
         role: Role::Policy,
         label: "orpo",
@@ -107,7 +107,7 @@ impl StageDef for Orpo {
             common.run.grad_accum,
         );
         let (summary, resumed_from, stage_dir) =
-            stage::train_stage(opened.model, &stage_optim, settings, files, &mut task, ctx)?;
+            stage::train_stage(stage::adapt(opened.model, common, &opened.dir)?, &stage_optim, settings, files, &mut task, ctx)?;
         Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
     }
 }

@@ -44,7 +44,7 @@ impl StageDef for Reward {
     const INFO: StageInfo = StageInfo {
         name: "reward",
         about: "Train a reward model (trunk + scalar head) on preference pairs; Ctrl-C stops, rerun resumes.",
-        starts_from: &["sft", "pretrain"],
+        starts_from: &["sft", "pretrain", "base"],
         reads: &[],
         role: Role::Auxiliary,
         label: "reward",
@@ -189,7 +189,7 @@ fn run_reward(cfg: &RewardConfig, ctx: &StageContext) -> anyhow::Result<StageRep
     let notes = stage::print_notes(notes);
     eprintln!("reward: trunk from {}", opened.dir.display());
     let pad = opened.tokenizer.pad_id;
-    let model = RewardModel::new(opened.model, common.run.seed);
+    let model = RewardModel::new(stage::adapt(opened.model, common, &opened.dir)?, common.run.seed);
     let stage_optim = common.optim(ctx.optim);
     let settings = common.run.settings("reward", &(&model.trunk.config, &stage_optim, cfg), ctx.progress);
     let files = hone_model::import::save::model_files(model.hf_config(pad), &opened.tokenizer, &opened.template)?;

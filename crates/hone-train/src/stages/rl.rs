@@ -89,7 +89,7 @@ impl StageDef for Rl {
     const INFO: StageInfo = StageInfo {
         name: "rl",
         about: "Online RL (GRPO, RLOO) with verifiers or a reward model; Ctrl-C stops, rerun resumes.",
-        starts_from: &["dpo", "sft", "pretrain"],
+        starts_from: &["dpo", "sft", "pretrain", "base"],
         reads: &["reward"],
         role: Role::Policy,
         label: "rl",
@@ -463,6 +463,6 @@ fn run_rl(cfg: &RlConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
     let mut task = RlTask::new(train, val, opened.tokenizer, &opened.template, &reference, reward, cfg)?;
     drop(reference);
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(opened.model, &stage_optim, settings, files, &mut task, ctx)?;
+        stage::train_stage(stage::adapt(opened.model, common, &opened.dir)?, &stage_optim, settings, files, &mut task, ctx)?;
     Ok(StageReport { summary, stage_dir, init: Some(opened.dir), resumed_from, notes })
 }

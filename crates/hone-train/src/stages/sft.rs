@@ -61,7 +61,7 @@ impl StageDef for Sft {
     const INFO: StageInfo = StageInfo {
         name: "sft",
         about: "Fine-tune on conversations (loss on the assistant's turns); Ctrl-C stops, rerun resumes.",
-        starts_from: &["pretrain"],
+        starts_from: &["pretrain", "base"],
         reads: &[],
         role: Role::Policy,
         label: "sft",
@@ -294,6 +294,6 @@ fn run_sft(cfg: &SftConfig, ctx: &StageContext) -> anyhow::Result<StageReport> {
         max_len,
     };
     let (summary, resumed_from, stage_dir) =
-        stage::train_stage(model, &stage_optim, settings, files, &mut task, ctx)?;
+        stage::train_stage(stage::adapt(model, common, &dir)?, &stage_optim, settings, files, &mut task, ctx)?;
     Ok(StageReport { summary, stage_dir, init: Some(dir), resumed_from, notes })
 }

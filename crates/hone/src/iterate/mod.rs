@@ -340,6 +340,19 @@ fn earlier_prompts(iter_dir: &Path, n: u32) -> anyhow::Result<BTreeSet<String>> 
     Ok(out)
 }
 
+/// The SFT data files of the kept rounds before `n`.
+fn kept_sft(iter_dir: &Path, n: u32) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for m in 1..n {
+        let d = iter_dir.join(format!("round-{m}"));
+        let f = d.join("data").join("sft.jsonl");
+        if f.is_file() && read_record(&d)?.kept {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
 /// The (task, metric) pairs the gate watches: every task's headline, and every goal's metric.
 fn watched(s: &Setup, dev: &[TaskResult]) -> Vec<(String, String)> {
     let mut w: Vec<(String, String)> =
@@ -482,6 +495,7 @@ fn attempt(
         targeted,
         tasks: current.dev.iter().map(|r| r.task.clone()).collect(),
         avoid: earlier_prompts(&iter_dir, n)?,
+        kept_sft: kept_sft(&iter_dir, n)?,
         model: &current.dir,
         reward_model: rm.as_ref(),
         feedback: s.feedback.as_deref(),

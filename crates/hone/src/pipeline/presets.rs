@@ -6,6 +6,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("quick", include_str!("../../presets/quick.toml")),
     ("cpu-large", include_str!("../../presets/cpu-large.toml")),
     ("gpu", include_str!("../../presets/gpu.toml")),
+    ("smollm2", include_str!("../../presets/smollm2.toml")),
 ];
 
 /// The TOML text of a preset.
