@@ -302,6 +302,20 @@ impl LlamaConfig {
         Ok(())
     }
 
+    /// The shape in one line: layers, width, heads, vocabulary, context and parameter count.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} layers, width {}, {} heads / {} KV heads, vocab {}, context {}, {:.1}M parameters",
+            self.num_hidden_layers,
+            self.hidden_size,
+            self.num_attention_heads,
+            self.num_key_value_heads,
+            self.vocab_size,
+            self.max_position_embeddings,
+            self.num_params() as f64 / 1e6
+        )
+    }
+
     /// Number of trainable parameters.
     pub fn num_params(&self) -> usize {
         let (d, hd) = (self.hidden_size, self.head_dim());

@@ -116,23 +116,7 @@ fn main() -> anyhow::Result<()> {
     let stage = std::env::temp_dir().join(format!("hone-bench-{}", std::process::id()));
     let settings = LoopSettings::from_pretrain(&pre, String::new(), false);
     let mut trainer = Trainer::new(model, &optim, settings, &stage, None)?;
-    let mut times = Vec::new();
-    let (mut first, mut last) = (0.0, 0.0);
-    for i in 0..steps + warmup {
-        let t = Instant::now();
-        let out = trainer.train_step(&mut task)?;
-        let dt = t.elapsed().as_secs_f64();
-        if i == 0 {
-            first = out.loss;
-        }
-        last = out.loss;
-        if i >= warmup {
-            times.push(dt);
-        }
-        eprintln!("step {i}: loss {:.4}, {dt:.3} s", out.loss);
-    }
-    times.sort_by(|a, b| a.total_cmp(b));
-    let step_s = times[times.len() / 2];
+    let (step_s, first, last) = trainer.time_steps(&mut task, warmup, steps)?;
     let peak = matmul_gflops(&device.clone().without_autodiff(), 1024, 10);
     println!(
         "{}",

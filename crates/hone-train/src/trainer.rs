@@ -198,6 +198,35 @@ impl<M: Trainable> Trainer<M> {
         Ok(StepOutcome { step: number, loss, grad_norm, lr_mult, tokens, skipped: false })
     }
 
+    /// Runs `warmup + steps` optimizer steps, printing each one's loss and time, and returns the
+    /// median time of the steps after the warmup and the first and last losses (the throughput
+    /// benchmarks).
+    pub fn time_steps(
+        &mut self,
+        task: &mut dyn Task<M>,
+        warmup: usize,
+        steps: usize,
+    ) -> anyhow::Result<(f64, f64, f64)> {
+        let mut times = Vec::new();
+        let (mut first, mut last) = (f64::NAN, f64::NAN);
+        for i in 0..warmup + steps {
+            let t = Instant::now();
+            let out = self.train_step(task)?;
+            let dt = t.elapsed().as_secs_f64();
+            if i == 0 {
+                first = out.loss;
+            }
+            last = out.loss;
+            if i >= warmup {
+                times.push(dt);
+            }
+            eprintln!("step {i}: loss {:.4}, {dt:.3} s", out.loss);
+        }
+        anyhow::ensure!(!times.is_empty(), "no timed steps");
+        times.sort_by(|a, b| a.total_cmp(b));
+        Ok((times[times.len() / 2], first, last))
+    }
+
     /// Writes a checkpoint of the current step.
     pub fn save(&self, task: &dyn Task<M>, is_final: bool) -> anyhow::Result<PathBuf> {
         let state = TrainState {

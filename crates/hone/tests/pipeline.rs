@@ -333,4 +333,28 @@ fn lora_stages(root: &Path) {
     let o = hone(&["sample", "-m", moved.to_str().unwrap(), "-p", "hi", "--max-new-tokens", "2"]);
     let e = text(&o);
     assert!(!o.status.success() && e.contains("not a local folder") && e.contains("base_model_name_or_path"), "{e}");
+
+    // A run that post-trains a model it imports (the `base` stage), as `--preset smollm2` does.
+    let b = tempfile::tempdir().unwrap();
+    let pretrained = final_dir(root, "pretrain").display().to_string();
+    let run_b = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hone"));
+        c.current_dir(b.path()).args(["run", "--preset", "quick", "--set", "run.progress=false"]);
+        c.args(["--set", r#"pipeline.stages=["world", "base", "sft"]"#, "--set", "sft.lora_rank=4"]).args(extra);
+        c.output().unwrap()
+    };
+    let o = run_b(&[]);
+    assert!(!o.status.success() && text(&o).contains("base.model is empty"), "{}", text(&o));
+    let o = run_b(&["--set", &format!("base.model={pretrained}")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let base = final_dir(b.path(), "base");
+    assert!(
+        std::fs::read(base.join("model.safetensors")).unwrap() == final_weights(root, "pretrain"),
+        "the imported base holds the model's weights"
+    );
+    let cfg = json(final_dir(b.path(), "sft").join("adapter_config.json"));
+    assert_eq!(cfg["base_model_name_or_path"].as_str(), Some(std::fs::canonicalize(&base).unwrap().to_str().unwrap()));
+    let md = std::fs::read_to_string(run_dir(b.path()).join("report/report.md")).unwrap();
+    let header = md.lines().find(|l| l.starts_with("| task")).unwrap_or_default();
+    assert!(header.contains(" base |") && header.contains(" sft |"), "{header}");
 }

@@ -57,17 +57,7 @@ impl StageDef for Base {
         let t = std::time::Instant::now();
         let device = hone_model::device::select("cpu")?;
         let m = hone_model::load(&src, &device).map_err(|e| anyhow::anyhow!("base.model {}: {e:#}", src.display()))?;
-        let c = &m.model.config;
-        eprintln!(
-            "base: {}: {} layers, width {}, vocab {}, context {}, {:.1}M parameters ({:.1} s)",
-            src.display(),
-            c.num_hidden_layers,
-            c.hidden_size,
-            c.vocab_size,
-            c.max_position_embeddings,
-            c.num_params() as f64 / 1e6,
-            t.elapsed().as_secs_f64()
-        );
+        eprintln!("base: {}: {} ({:.1} s)", src.display(), m.model.config.summary(), t.elapsed().as_secs_f64());
         let stage_dir = ctx.run_dir.join("base");
         let files = hone_model::import::save::checkpoint_files(&m)?;
         let dir = CheckpointDir::new(&stage_dir, 1).save(0, files, true)?;

@@ -20,19 +20,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
     let device = hone_model::device::select("cpu")?;
     let start = std::time::Instant::now();
     let m = hone_model::load(&a.src, &device).with_context(|| format!("opening {}", a.src.display()))?;
-    let c = &m.model.config;
-    eprintln!(
-        "{}: {} layers, width {}, {} heads / {} KV heads, vocab {}, context {}, {:.1}M parameters ({:.1} s)",
-        a.src.display(),
-        c.num_hidden_layers,
-        c.hidden_size,
-        c.num_attention_heads,
-        c.num_key_value_heads,
-        c.vocab_size,
-        c.max_position_embeddings,
-        c.num_params() as f64 / 1e6,
-        start.elapsed().as_secs_f64()
-    );
+    eprintln!("{}: {} ({:.1} s)", a.src.display(), m.model.config.summary(), start.elapsed().as_secs_f64());
     let dir = hone_model::import::save::write_checkpoint(&m, &a.out)?;
     println!("{}", dir.display());
     Ok(())
