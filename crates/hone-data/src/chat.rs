@@ -60,11 +60,12 @@ pub const MAX_TAG_OPERATORS: usize = 256;
 /// Refuses templates the template engine would recurse too deeply on: it parses a chain like
 /// `a.b.c…` in a loop but builds and walks it as a nested tree, so ten thousand links overflow a
 /// thread's stack (found by the reader fuzzer, crates/hone-fuzz). A tag is what sits between
-/// `{{`/`{%` and its closing `}}`/`%}`.
-fn check_complexity(source: &str) -> Result<()> {
+/// `{{`/`{%` and its closing `}}`/`%}`. `what` names the template in errors. Every Jinja template
+/// hone compiles from a file (chat templates, lm-evaluation-harness task templates) goes through it.
+pub fn check_complexity(what: &str, source: &str) -> Result<()> {
     anyhow::ensure!(
         source.len() <= MAX_TEMPLATE_BYTES,
-        "chat template of {} bytes is longer than hone reads ({MAX_TEMPLATE_BYTES}); real ones are a few KiB",
+        "{what} of {} bytes is longer than hone reads ({MAX_TEMPLATE_BYTES}); real ones are a few KiB",
         source.len()
     );
     let b = source.as_bytes();
@@ -76,7 +77,7 @@ fn check_complexity(source: &str) -> Result<()> {
             let ops = operators(&source[i + 2..end]);
             anyhow::ensure!(
                 ops <= MAX_TAG_OPERATORS,
-                "chat template: the tag at byte {i} chains {ops} operations (more than {MAX_TAG_OPERATORS}); the template \
+                "{what}: the tag at byte {i} chains {ops} operations (more than {MAX_TAG_OPERATORS}); the template \
                  is damaged"
             );
             i = end;
@@ -128,7 +129,7 @@ impl ChatTemplate {
     /// `lstrip_blocks`), Python's string and dict methods available (`.strip()`, `.startswith()`,
     /// `.items()`, … through minijinja-contrib's pycompat), `raise_exception` and `strftime_now`.
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
-        check_complexity(source)?;
+        check_complexity("chat template", source)?;
         let mut env = minijinja::Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);

@@ -40,11 +40,9 @@ impl DocTemplates {
             },
         );
         for (name, src) in templates {
-            anyhow::ensure!(
-                src.len() <= 64 << 10,
-                "{name}: a template of {} bytes is longer than hone reads",
-                src.len()
-            );
+            // A chain of ten thousand attribute lookups in a damaged task file overflowed the stack
+            // (found by the reader fuzzer), as it did in chat templates.
+            hone_data::chat::check_complexity(name, src)?;
             env.add_template_owned(name.to_string(), src.to_string())
                 .map_err(|e| anyhow::anyhow!("{name}: the template does not compile: {e}"))?;
             if let Some(expr) = sole_expression(src) {

@@ -10,7 +10,8 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Built-in preset under the config: `default` (6-16 min on a 2-core CPU), `quick` (a 1-2 minute smoke
-    /// run), `cpu-large` (a bigger model, about an hour), `gpu` (gpt2-small-like, for a CUDA/wgpu build).
+    /// run), `cpu-large` (a bigger model, about an hour), `gpu` (gpt2-small-like, for a CUDA/wgpu build),
+    /// `smollm2` (SmolLM2-135M-Instruct post-trained with LoRA; see the README for the model file).
     #[arg(long, default_value = "default")]
     pub preset: String,
     /// Rerun from this step on (e.g. `sft`, `eval-dpo`), even if the outputs are up to date.
