@@ -373,8 +373,20 @@ impl Lora {
         device: &Device,
         origin: &str,
     ) -> anyhow::Result<Lora> {
+        Lora::from_tensors(spec, base, read_f32(bytes, origin)?, c, device, origin)
+    }
+
+    /// [`Lora::from_safetensors`] on tensors already read (a reward model's file holds its head
+    /// beside them).
+    pub fn from_tensors(
+        spec: LoraSpec,
+        base: String,
+        mut tensors: BTreeMap<String, HostTensor>,
+        c: &LlamaConfig,
+        device: &Device,
+        origin: &str,
+    ) -> anyhow::Result<Lora> {
         spec.validate().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-        let mut tensors = read_f32(bytes, origin)?;
         let another = "the adapter was made for another base model";
         // Names PEFT may save with the adapter's name inside (`lora_A.default.weight`).
         let names: Vec<String> = tensors.keys().cloned().collect();
@@ -384,11 +396,11 @@ impl Lora {
                 tensors.insert(n.replace(".default.weight", ".weight"), t);
             }
         }
+        let expected: std::collections::BTreeSet<String> = (0..c.num_hidden_layers)
+            .flat_map(|l| spec.targets.iter().flat_map(move |&tg| [param_name(l, tg, 'A'), param_name(l, tg, 'B')]))
+            .collect();
         for (name, t) in &tensors {
-            let known = (0..c.num_hidden_layers).any(|l| {
-                spec.targets.iter().any(|&tg| [param_name(l, tg, 'A'), param_name(l, tg, 'B')].contains(name))
-            });
-            if !known {
+            if !expected.contains(name) {
                 let layer = name
                     .split("layers.")
                     .nth(1)

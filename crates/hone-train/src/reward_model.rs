@@ -209,10 +209,9 @@ impl Trainable for RewardModel {
                 head.shape,
                 spec.shape
             );
-            let rest = write_f32(&tensors, None)?;
             let device = self.device().clone();
             let lora =
-                Lora::from_safetensors(l.spec.clone(), l.base.clone(), &rest, &self.trunk.config, &device, origin)?;
+                Lora::from_tensors(l.spec.clone(), l.base.clone(), tensors, &self.trunk.config, &device, origin)?;
             let mut trunk = self.trunk.clone();
             *trunk.lora_mut().expect("has one") = lora;
             let score = Param::Matrix(Tensor::<2>::from_data(
