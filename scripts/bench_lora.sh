@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # LoRA fine-tuning throughput of hone against PyTorch + peft on the identical setup: the same model
 # in F32, the same adapter (rank, alpha, target modules), batch and sequence length, random tokens,
-# cross-entropy over every position, AdamW, no gradient checkpointing on either side, the same
-# number of threads. The two run one after the other (never at once), alternating for ROUNDS
+# cross-entropy over every position, AdamW, activation checkpointing off on both sides (or on on
+# both with --checkpointing), the same number of threads. The two run one after the other (never at once), alternating for ROUNDS
 # rounds; every figure is the median over rounds of each round's median step. Prints the CPU model
 # and SIMD level each side ran at, tokens/s, the ratio, and peak RSS of each process.
 #
 # Usage: scripts/bench_lora.sh MODEL [--rank 16] [--alpha 32] [--batch 4] [--seq 512] [--steps 5]
+#        [--checkpointing]
 # MODEL: anything hone opens (a GGUF file, a Hugging Face folder, a checkpoint); PyTorch reads its
 # `hone export --format hf`. Needs a venv with torch, transformers and peft at .venv (or PYTHON=...)
 # and /usr/bin/time. THREADS (default 2), ROUNDS (default 3).
@@ -44,7 +45,8 @@ def runs(name):
 h, t = runs("hone"), runs("torch")
 med = lambda rs, k: statistics.median(x[k] for x in rs)
 print(f"CPU: {h[0]['cpu']}; hone SIMD {h[0]['simd']} (GEMM {h[0]['gemm_simd']}); PyTorch {t[0]['torch']} SIMD {t[0]['simd']}; {h[0]['threads']} threads")
-print(f"model: {h[0]['params']/1e6:.1f}M parameters, adapter {h[0]['trained_params']} (hone) / {t[0]['trained_params']} (peft) trained")
+print(f"model: {h[0]['params']/1e6:.1f}M parameters, adapter {h[0]['trained_params']} (hone) / {t[0]['trained_params']} (peft) trained; "
+      f"activation checkpointing {'on' if h[0]['checkpointing'] else 'off'} (hone) / {'on' if t[0]['checkpointing'] else 'off'} (PyTorch)")
 print(f"{'':14} {'tokens/s':>10} {'s/step':>8} {'peak RSS':>10}   (medians of {rounds} rounds)")
 for name, rs in [("hone", h), ("pytorch+peft", t)]:
     print(f"{name:14} {med(rs, 'tokens_per_s'):10.0f} {med(rs, 'step_s'):8.3f} {med(rs, 'rss_mib'):8.0f} MiB")

@@ -5,7 +5,8 @@ The same model (a Hugging Face folder, e.g. `hone export` of SmolLM2-135M-Instru
 `transformers` (its default "sdpa" attention), a `peft` LoRA adapter of the same rank, alpha and
 target modules, and the same step: a batch of random tokens, cross-entropy over every position,
 backward into the adapter only, global-norm clipping to 1.0, AdamW (lr 1e-4, betas 0.9/0.95, weight
-decay 0.1, as hone's defaults). Gradient checkpointing off, as on hone's side.
+decay 0.1, as hone's defaults). `--checkpointing`: gradient checkpointing of every decoder layer
+(`gradient_checkpointing_enable`, non-reentrant), as hone's flag of the same name; off otherwise.
 
 Prints one JSON line: tokens/s and seconds per step (median after warmup) and the SIMD level
 PyTorch's kernels use. Peak RSS is measured by the caller (/usr/bin/time).
@@ -30,6 +31,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--targets", default="all")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpointing", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from peft import LoraConfig, get_peft_model
@@ -38,6 +40,8 @@ def main():
     targets = (["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
                if a.targets == "all" else a.targets.split(","))
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
+    if a.checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, LoraConfig(r=a.rank, lora_alpha=a.alpha, lora_dropout=0.0, target_modules=targets))
     model.train()
     trained = [p for p in model.parameters() if p.requires_grad]
@@ -68,6 +72,7 @@ def main():
         "simd": torch.backends.cpu.get_cpu_capability(),
         "params": sum(p.numel() for p in model.parameters()),
         "trained_params": sum(p.numel() for p in trained),
+        "checkpointing": a.checkpointing,
         "step_s": step_s,
         "tokens_per_s": a.batch * a.seq / step_s,
         "first_loss": first,

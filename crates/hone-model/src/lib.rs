@@ -13,6 +13,7 @@ pub mod llama;
 pub mod load;
 pub mod lora;
 pub mod q8;
+pub mod recompute;
 pub mod sample;
 pub mod simd;
 pub mod spin;

@@ -236,6 +236,8 @@ pub struct Llama {
     quant: Option<std::sync::Arc<Q8Weights>>,
     /// A LoRA adapter on the projections ([`Llama::attach_lora`]): the base weights are then frozen.
     lora: Option<Lora>,
+    /// Activation checkpointing while training ([`Llama::set_recompute`]).
+    recompute: bool,
 }
 
 /// Q8_0 copies of a model's matrices, per layer `[q, k, v, o, gate, up, down]`, and the output
@@ -320,6 +322,7 @@ impl Llama {
             device: device.clone(),
             quant: None,
             lora: None,
+            recompute: false,
         };
         for (spec, loc) in layout(config) {
             let v = values(&spec)?;
@@ -605,15 +608,102 @@ impl Llama {
         );
         let mask = &layout.mask;
         let mut x = embedding(self.embed_tokens.clone(), ids); // [batch, seq, hidden]
+        let recompute = self.recompute && cache.is_none() && self.quant.is_none() && self.device.is_autodiff();
         for (l, layer) in self.layers.iter().enumerate() {
+            if recompute {
+                let ctx = LayerContext {
+                    cos: cos.clone(),
+                    sin: sin.clone(),
+                    mask: mask.clone(),
+                    plain_causal: layout.plain_causal,
+                };
+                x = crate::recompute::apply(x, self.layer_inputs(l), self.layer_block(l, ctx));
+                continue;
+            }
             let kv = cache.as_deref_mut().map(|c| &mut c.layers[l]);
-            let h = rms_norm(x.clone(), &layer.input_layernorm, c.rms_norm_eps);
             let proj = Proj { q8: self.quant.as_ref().map(|q| &q.layers[l]), lora: self.lora.as_ref(), layer: l };
-            x = x + layer.self_attn.forward(h, &cos, &sin, mask, layout.plain_causal, c, kv, &proj);
-            let h = rms_norm(x.clone(), &layer.post_attention_layernorm, c.rms_norm_eps);
-            x = x + layer.mlp.forward(h, &proj);
+            x = layer.forward(x, &cos, &sin, mask, layout.plain_causal, c, kv, &proj);
         }
         rms_norm(x, &self.norm, c.rms_norm_eps)
+    }
+
+    /// Keeps only each decoder layer's input for the backward pass and recomputes the layer in it
+    /// ([`crate::recompute`]) when `on`: the activations a step keeps shrink from every layer's to one
+    /// layer's, for one more forward pass per step. Training only: decoding and evaluation (no
+    /// autodiff) are unaffected.
+    pub fn set_recompute(&mut self, on: bool) {
+        self.recompute = on;
+    }
+
+    pub fn recompute(&self) -> bool {
+        self.recompute
+    }
+
+    /// The tensors decoder layer `l` computes with, in the order [`Llama::layer_block`] reads them:
+    /// its own (input norm, q, k, v, o, [q_norm, k_norm], post norm, gate, up, down), then its
+    /// adapter's `(A, B)` pairs by slot.
+    fn layer_inputs(&self, l: usize) -> Vec<Param> {
+        let layer = &self.layers[l];
+        let (a, m) = (&layer.self_attn, &layer.mlp);
+        let mut out = vec![Param::Vector(layer.input_layernorm.clone())];
+        out.extend([&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj].map(|t| Param::Matrix(t.clone())));
+        if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
+            out.extend([Param::Vector(qn.clone()), Param::Vector(kn.clone())]);
+        }
+        out.push(Param::Vector(layer.post_attention_layernorm.clone()));
+        out.extend([&m.gate_proj, &m.up_proj, &m.down_proj].map(|t| Param::Matrix(t.clone())));
+        if let Some(lora) = &self.lora {
+            for (a, b) in lora.layer(l).iter().flatten() {
+                out.extend([Param::Matrix(a.clone()), Param::Matrix(b.clone())]);
+            }
+        }
+        out
+    }
+
+    /// Decoder layer `l` as a function of [`Llama::layer_inputs`], for [`crate::recompute`]: it
+    /// rebuilds the layer (and its adapter) around the tensors it is given, so that the recomputation
+    /// differentiates fresh leaves rather than the model's own tensors.
+    fn layer_block(&self, l: usize, ctx: LayerContext) -> Arc<crate::recompute::BlockFn> {
+        let config = self.config.clone();
+        let lora = self.lora.clone();
+        let ctx = ctx.off_graph();
+        Arc::new(move |x: Tensor<3>, p: &[Param]| {
+            let v = |i: usize| match &p[i] {
+                Param::Vector(t) => t.clone(),
+                Param::Matrix(_) => unreachable!("layer_inputs puts a vector here"),
+            };
+            let m = |i: usize| match &p[i] {
+                Param::Matrix(t) => t.clone(),
+                Param::Vector(_) => unreachable!("layer_inputs puts a matrix here"),
+            };
+            let qk = config.qk_norm;
+            let o = if qk { 2 } else { 0 };
+            let layer = DecoderLayer {
+                input_layernorm: v(0),
+                self_attn: Attention {
+                    q_proj: m(1),
+                    k_proj: m(2),
+                    v_proj: m(3),
+                    o_proj: m(4),
+                    q_norm: qk.then(|| v(5)),
+                    k_norm: qk.then(|| v(6)),
+                },
+                post_attention_layernorm: v(5 + o),
+                mlp: Mlp { gate_proj: m(6 + o), up_proj: m(7 + o), down_proj: m(8 + o) },
+            };
+            let lora = lora.as_ref().map(|lora| {
+                let mut next = 9 + o;
+                let mut adapters = lora.layer(l).clone();
+                for (a, b) in adapters.iter_mut().flatten() {
+                    (*a, *b) = (m(next), m(next + 1));
+                    next += 2;
+                }
+                lora.with_layer(l, adapters)
+            });
+            let ctx = ctx.on(&x.device());
+            let proj = Proj { q8: None, lora: lora.as_ref(), layer: l };
+            layer.forward(x, &ctx.cos, &ctx.sin, &ctx.mask, ctx.plain_causal, &config, None, &proj)
+        })
     }
 }
 
@@ -749,6 +839,61 @@ fn mask_tensor(
         }
     }
     constant(m, [rows, 1, seq, kv], device)
+}
+
+/// What a decoder layer needs besides its weights: rotary tables `[batch or 1, 1, seq, head_dim]`,
+/// the attention mask `[batch or 1, 1, seq, kv]`, and whether it is plain causal.
+#[derive(Debug, Clone)]
+struct LayerContext {
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+    mask: Tensor<4>,
+    plain_causal: bool,
+}
+
+impl LayerContext {
+    fn off_graph(self) -> LayerContext {
+        LayerContext {
+            cos: self.cos.without_autodiff(),
+            sin: self.sin.without_autodiff(),
+            mask: self.mask.without_autodiff(),
+            ..self
+        }
+    }
+
+    /// As constants on `device`'s side of autodiff (a recomputed layer runs once off the graph, once on it).
+    fn on(&self, device: &Device) -> LayerContext {
+        if !device.is_autodiff() {
+            return self.clone();
+        }
+        LayerContext {
+            cos: self.cos.clone().autodiff(),
+            sin: self.sin.clone().autodiff(),
+            mask: self.mask.clone().autodiff(),
+            ..*self
+        }
+    }
+}
+
+impl DecoderLayer {
+    /// One pre-norm block: `x + attn(norm(x))`, then `+ mlp(norm(·))`. `[batch, seq, hidden]` → same.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        mask: &Tensor<4>,
+        plain_causal: bool,
+        c: &LlamaConfig,
+        kv: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        proj: &Proj,
+    ) -> Tensor<3> {
+        let h = rms_norm(x.clone(), &self.input_layernorm, c.rms_norm_eps);
+        let x = x + self.self_attn.forward(h, cos, sin, mask, plain_causal, c, kv, proj);
+        let h = rms_norm(x.clone(), &self.post_attention_layernorm, c.rms_norm_eps);
+        x + self.mlp.forward(h, proj)
+    }
 }
 
 impl Attention {

@@ -307,6 +307,18 @@ impl Lora {
         Ok(())
     }
 
+    /// Layer `l`'s adapters.
+    pub(crate) fn layer(&self, l: usize) -> &LayerAdapters {
+        &self.layers[l]
+    }
+
+    /// This adapter with layer `l`'s matrices replaced (a recomputed layer's fresh leaves).
+    pub(crate) fn with_layer(&self, l: usize, adapters: LayerAdapters) -> Lora {
+        let mut out = self.clone();
+        out.layers[l] = adapters;
+        out
+    }
+
     /// The same adapter off the autodiff graph (for evaluation and sampling), without dropout.
     pub fn to_inference(&self) -> Lora {
         let mut out = self.clone();

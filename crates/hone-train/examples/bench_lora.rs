@@ -5,7 +5,8 @@
 //! trains it on random tokens through the real trainer step (forward, cross-entropy over every
 //! position, backward into the adapter only, global-norm clipping to 1.0, AdamW), and prints one
 //! JSON line: tokens/s and seconds per step (median after warmup), trained parameters, and peak
-//! resident memory.
+//! resident memory. `--checkpointing`: activation checkpointing on (each decoder layer recomputed in
+//! the backward pass).
 //!
 //! `cargo run --release -p hone-train --example bench_lora -- MODEL --rank 16 --batch 4 --seq 512`
 
@@ -38,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     let steps: usize = arg(&args, "--steps", 5);
     let warmup: usize = arg(&args, "--warmup", 2);
     let targets: String = arg(&args, "--targets", "all".to_string());
+    let checkpointing = args.iter().any(|a| a == "--checkpointing");
     let targets: Vec<Target> = if targets == "all" {
         Target::ALL.to_vec()
     } else {
@@ -71,7 +73,8 @@ fn main() -> anyhow::Result<()> {
         eval_rows: 0,
     };
     let stage = std::env::temp_dir().join(format!("hone-bench-lora-{}", std::process::id()));
-    let settings = LoopSettings::from_pretrain(&pre, String::new(), false);
+    let mut settings = LoopSettings::from_pretrain(&pre, String::new(), false);
+    settings.activation_checkpointing = checkpointing;
     let mut trainer = Trainer::new(model, &optim, settings, &stage, None)?;
     let (step_s, first, last) = trainer.time_steps(&mut task, warmup, steps)?;
     println!(
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             "gemm_simd": hone_model::simd::gemm_level().name(),
             "params": trainer.model.config.num_params(),
             "trained_params": trained,
+            "checkpointing": checkpointing,
             "step_s": step_s,
             "tokens_per_s": (batch * seq) as f64 / step_s,
             "peak_rss_mib": hone_data::mem::peak_rss_mib(),

@@ -158,6 +158,9 @@ impl Trainable for RewardModel {
     fn device(&self) -> &Device {
         self.trunk.device()
     }
+    fn set_recompute(&mut self, on: bool) {
+        self.trunk.set_recompute(on)
+    }
 
     fn weights_file(&self) -> &'static str {
         self.trunk.weights_file()

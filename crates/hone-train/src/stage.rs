@@ -44,6 +44,11 @@ hone_data::config_section! {
         seed: u64 = 0,
         /// Device: `cpu` (burn Flex), `cuda[:N]` or `wgpu` (when built with those features).
         device: String = "cpu".to_string(),
+        /// Activation checkpointing: keep only each decoder layer's input for the backward pass and
+        /// run the layer again inside it, for one more forward pass per step; the gradients are the
+        /// same. On the CPU backend (elsewhere the setting does nothing). See the README's LoRA
+        /// section for its measured memory and speed.
+        activation_checkpointing: bool = false,
     }
 }
 
@@ -103,6 +108,7 @@ impl LoopConfig {
             config_hash: config_hash(config),
             progress,
             extra_files: Vec::new(),
+            activation_checkpointing: self.activation_checkpointing,
         }
     }
 }

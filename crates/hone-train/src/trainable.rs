@@ -39,6 +39,8 @@ pub trait Trainable: Clone {
         let _ = stream;
         self.clone()
     }
+    /// Activation checkpointing on or off ([`Llama::set_recompute`]).
+    fn set_recompute(&mut self, on: bool);
 }
 
 /// An adapter's files: PEFT's names.
@@ -63,6 +65,9 @@ impl Trainable for Llama {
     }
     fn device(&self) -> &Device {
         Llama::device(self)
+    }
+    fn set_recompute(&mut self, on: bool) {
+        Llama::set_recompute(self, on)
     }
     fn to_safetensors(&self) -> anyhow::Result<Vec<u8>> {
         match self.lora() {

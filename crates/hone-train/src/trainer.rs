@@ -61,6 +61,8 @@ pub struct LoopSettings {
     pub progress: bool,
     /// Files written into every checkpoint besides the weights and optimizer (e.g. `config.json`).
     pub extra_files: Vec<(String, Vec<u8>)>,
+    /// Recompute each decoder layer in the backward pass ([`Trainable::set_recompute`]).
+    pub activation_checkpointing: bool,
 }
 
 /// `state.json` of a checkpoint.
@@ -127,6 +129,8 @@ impl<M: Trainable> Trainer<M> {
         stage_dir: &Path,
         metrics_path: Option<&Path>,
     ) -> anyhow::Result<Trainer<M>> {
+        let mut model = model;
+        model.set_recompute(settings.activation_checkpointing);
         let optimizer = Optimizer::new(optim, &model)?;
         let schedule = Schedule::from_config(optim, settings.steps)?;
         let metrics = metrics_path.map(|p| MetricsLog::open(p, &settings.stage)).transpose()?;

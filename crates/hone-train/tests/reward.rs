@@ -116,6 +116,7 @@ fn training_separates_chosen_from_rejected() {
         progress: false,
         // What the reward stage writes beside the weights, so the checkpoint opens on its own.
         extra_files: vec![("config.json".into(), serde_json::to_vec(&rm.hf_config(tok.pad_id)).unwrap())],
+        activation_checkpointing: false,
     };
     let mut t = Trainer::new(rm, &optim(), settings, &dir.path().join("reward"), None).unwrap();
     let mut task = RewardTask::new(held, tok.pad_id, 1, 8, 1);

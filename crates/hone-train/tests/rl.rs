@@ -80,6 +80,7 @@ fn trainer_with(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64, o
         config_hash: "t".into(),
         progress: false,
         extra_files: vec![],
+        activation_checkpointing: false,
     };
     let m = model(tok, 6, &Device::flex().autodiff());
     Trainer::new(m, o, settings, &dir.join("rl"), Some(&dir.join("metrics.jsonl"))).unwrap()

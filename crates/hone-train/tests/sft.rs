@@ -144,6 +144,10 @@ fn task(d: &SftData, pad: u32) -> SftTask {
 }
 
 fn trainer(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64) -> Trainer {
+    trainer_with(dir, tok, steps, false)
+}
+
+fn trainer_with(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64, recompute: bool) -> Trainer {
     let settings = LoopSettings {
         stage: "sft".into(),
         steps,
@@ -156,6 +160,7 @@ fn trainer(dir: &Path, tok: &hone_data::tokenizer::Tokenizer, steps: u64) -> Tra
         config_hash: "t".into(),
         progress: false,
         extra_files: vec![],
+        activation_checkpointing: recompute,
     };
     let m = model(tok, 5, &Device::flex().autodiff());
     Trainer::new(m, &optim(), settings, &dir.join("sft"), Some(&dir.join("metrics.jsonl"))).unwrap()
@@ -186,6 +191,25 @@ fn sft_resume_is_bit_exact() {
     assert!(la.last().unwrap().1 < la[0].1, "the loss went down: {la:?}");
     let f = |dir: &Path| std::fs::read(dir.join(format!("sft/step-{:08}/model.safetensors", 2 * N))).unwrap();
     assert!(f(a.path()) == f(b.path()), "final weights differ");
+}
+
+#[test]
+fn activation_checkpointing_trains_the_same_weights() {
+    // The stage setting reaches the model through the trainer, and recomputing each layer in the
+    // backward pass changes nothing the optimizer sees: the same losses and final weights, bit for bit.
+    let (tok, d) = data(0.2);
+    let run = |recompute: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = trainer_with(dir.path(), &tok, 3, recompute);
+        assert_eq!(t.model.recompute(), recompute);
+        t.run(&mut task(&d, tok.pad_id), &AtomicBool::new(false)).unwrap();
+        let losses = read_series(&dir.path().join("metrics.jsonl"), "sft", "train", "loss");
+        (losses, std::fs::read(dir.path().join("sft/step-00000003/model.safetensors")).unwrap())
+    };
+    let (plain, on) = (run(false), run(true));
+    assert_eq!(plain.0.len(), 3);
+    assert_eq!(plain.0, on.0, "losses");
+    assert!(plain.1 == on.1, "final weights differ");
 }
 
 #[test]

@@ -152,6 +152,7 @@ pub fn preference_trainer(
         config_hash: "t".into(),
         progress: false,
         extra_files: vec![],
+        activation_checkpointing: false,
     };
     let m = model(tok, 7, &Device::flex().autodiff());
     hone_train::Trainer::new(m, &optim(), settings, &dir.join(stage), Some(&dir.join("metrics.jsonl"))).unwrap()
