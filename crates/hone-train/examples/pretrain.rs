@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         optim: &cfg.optim,
         model: &cfg.model,
         progress: std::io::stderr().is_terminal(),
+        activation_checkpointing: false,
         stop: None,
     };
     let r = run_pretrain(&cfg.pretrain, &ctx)?;

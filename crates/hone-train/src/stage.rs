@@ -44,11 +44,6 @@ hone_data::config_section! {
         seed: u64 = 0,
         /// Device: `cpu` (burn Flex), `cuda[:N]` or `wgpu` (when built with those features).
         device: String = "cpu".to_string(),
-        /// Activation checkpointing: keep only each decoder layer's input for the backward pass and
-        /// run the layer again inside it, for one more forward pass per step; the gradients are the
-        /// same. On the CPU backend (elsewhere the setting does nothing). See the README's LoRA
-        /// section for its measured memory and speed.
-        activation_checkpointing: bool = false,
     }
 }
 
@@ -108,7 +103,7 @@ impl LoopConfig {
             config_hash: config_hash(config),
             progress,
             extra_files: Vec::new(),
-            activation_checkpointing: self.activation_checkpointing,
+            activation_checkpointing: false,
         }
     }
 }
@@ -207,6 +202,8 @@ pub struct StageContext<'a> {
     pub model: &'a ModelConfig,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Recompute each decoder layer in the backward pass (`run.activation_checkpointing`).
+    pub activation_checkpointing: bool,
     /// Stop flag; `None` installs the Ctrl-C handler.
     pub stop: Option<Arc<AtomicBool>>,
 }
@@ -396,6 +393,7 @@ pub fn train_stage<M: Trainable>(
     ctx: &StageContext,
 ) -> anyhow::Result<(RunSummary, Option<u64>, PathBuf)> {
     settings.extra_files.extend(model_files);
+    settings.activation_checkpointing = ctx.activation_checkpointing;
     let stage = settings.stage.clone();
     let stage_dir = ctx.run_dir.join(&stage);
     std::fs::create_dir_all(&stage_dir).map_err(|e| anyhow::anyhow!("{}: {e}", stage_dir.display()))?;

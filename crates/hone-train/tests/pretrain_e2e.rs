@@ -65,6 +65,7 @@ fn pretrain_on_shards_logs_evals_plots_and_resumes() {
         optim: &optim,
         model: &model,
         progress: false,
+        activation_checkpointing: false,
         stop: Some(Arc::new(AtomicBool::new(false))),
     };
     let r = run_pretrain(&pre, &ctx).unwrap();

@@ -98,9 +98,13 @@ fn quick_pipeline_completes_resumes_and_is_reproducible() {
     assert!(run_dir(a.path()).join("report/report.html").is_file());
     self_contained_stages_and_export(a.path());
     lora_stages(a.path());
-    // A rerun reuses every step.
-    let again = text(&run(a.path()));
+    // A rerun reuses every step, also with activation checkpointing switched on (it changes no
+    // result, so it is no part of a step's key).
+    let again = text(&cmd(a.path()).args(["--set", "run.activation_checkpointing=true"]).output().unwrap());
     assert!(!again.contains("] pretrain ━━") && again.contains("pretrain (up to date, reused)"), "{again}");
+    for s in &STAGES[1..] {
+        assert!(again.contains(&format!("{s} (up to date, reused)")), "{s}: {again}");
+    }
     let reference = metrics(a.path());
     assert!(!reference.is_empty());
 
@@ -284,7 +288,8 @@ fn lora_stages(root: &Path) {
     std::fs::rename(l.path().join("quick"), run_dir(l.path())).unwrap();
     let lora: Vec<String> =
         ["sft", "reward", "dpo", "rl"].iter().flat_map(|s| ["--set".to_string(), format!("{s}.lora_rank=4")]).collect();
-    let out = cmd(l.path()).args(&lora).output().unwrap();
+    // With activation checkpointing: every task's backward runs through the recomputed layers.
+    let out = cmd(l.path()).args(&lora).args(["--set", "run.activation_checkpointing=true"]).output().unwrap();
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("pretrain (up to date, reused)") && t.contains("LoRA: rank 4"), "{t}");
