@@ -606,23 +606,17 @@ impl Llama {
             "sequence of {} tokens exceeds max_position_embeddings",
             past + s
         );
-        let mask = &layout.mask;
+        let ctx = LayerContext { cos, sin, mask: layout.mask.clone(), plain_causal: layout.plain_causal };
         let mut x = embedding(self.embed_tokens.clone(), ids); // [batch, seq, hidden]
         let recompute = self.recompute && cache.is_none() && self.quant.is_none() && self.device.is_autodiff();
         for (l, layer) in self.layers.iter().enumerate() {
             if recompute {
-                let ctx = LayerContext {
-                    cos: cos.clone(),
-                    sin: sin.clone(),
-                    mask: mask.clone(),
-                    plain_causal: layout.plain_causal,
-                };
-                x = crate::recompute::apply(x, self.layer_inputs(l), self.layer_block(l, ctx));
+                x = crate::recompute::apply(x, self.layer_inputs(l), self.layer_block(l, ctx.clone()));
                 continue;
             }
             let kv = cache.as_deref_mut().map(|c| &mut c.layers[l]);
             let proj = Proj { q8: self.quant.as_ref().map(|q| &q.layers[l]), lora: self.lora.as_ref(), layer: l };
-            x = layer.forward(x, &cos, &sin, mask, layout.plain_causal, c, kv, &proj);
+            x = layer.forward(x, &ctx, c, kv, &proj);
         }
         rms_norm(x, &self.norm, c.rms_norm_eps)
     }
@@ -702,7 +696,7 @@ impl Llama {
             });
             let ctx = ctx.on(&x.device());
             let proj = Proj { q8: None, lora: lora.as_ref(), layer: l };
-            layer.forward(x, &ctx.cos, &ctx.sin, &ctx.mask, ctx.plain_causal, &config, None, &proj)
+            layer.forward(x, &ctx, &config, None, &proj)
         })
     }
 }
@@ -877,41 +871,35 @@ impl LayerContext {
 
 impl DecoderLayer {
     /// One pre-norm block: `x + attn(norm(x))`, then `+ mlp(norm(·))`. `[batch, seq, hidden]` → same.
-    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: Tensor<3>,
-        cos: &Tensor<4>,
-        sin: &Tensor<4>,
-        mask: &Tensor<4>,
-        plain_causal: bool,
+        ctx: &LayerContext,
         c: &LlamaConfig,
         kv: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
         proj: &Proj,
     ) -> Tensor<3> {
         let h = rms_norm(x.clone(), &self.input_layernorm, c.rms_norm_eps);
-        let x = x + self.self_attn.forward(h, cos, sin, mask, plain_causal, c, kv, proj);
+        let x = x + self.self_attn.forward(h, ctx, c, kv, proj);
         let h = rms_norm(x.clone(), &self.post_attention_layernorm, c.rms_norm_eps);
         x + self.mlp.forward(h, proj)
     }
 }
 
 impl Attention {
-    /// `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`. `mask`: `[batch or 1, 1, seq, kv]`.
-    /// With `cache`, the new keys and values are appended to it and attention covers all of them.
-    /// `plain_causal`: the mask is plain causal (the fused kernel's case, taken when no cache is given).
-    #[allow(clippy::too_many_arguments)]
+    /// `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`. With `cache`, the new keys and values are
+    /// appended to it and attention covers all of them. A plain causal mask without a cache takes
+    /// the fused kernel.
     fn forward(
         &self,
         x: Tensor<3>,
-        cos: &Tensor<4>,
-        sin: &Tensor<4>,
-        mask: &Tensor<4>,
-        plain_causal: bool,
+        ctx: &LayerContext,
         c: &LlamaConfig,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
         proj: &Proj,
     ) -> Tensor<3> {
+        let LayerContext { cos, sin, mask, plain_causal } = ctx;
+        let plain_causal = *plain_causal;
         let [b, s, _] = x.dims();
         let lin = |x: Tensor<3>, w: &Tensor<2>, i: usize| proj.apply(x, w, i);
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
