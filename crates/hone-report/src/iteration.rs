@@ -67,6 +67,10 @@ pub struct Effect {
     pub p_better: f64,
     pub p_worse: f64,
     pub targeted: bool,
+    /// A share of items each scored 0 or 1 (accuracy, compliance, a refusal or "I don't know"
+    /// rate), as opposed to a log-likelihood: see [`Effect::regressed`].
+    #[serde(default)]
+    pub proportion: bool,
 }
 
 impl Effect {
@@ -75,13 +79,18 @@ impl Effect {
         self.p_better < 0.05 && self.delta != 0.0
     }
 
-    /// Worse beyond the noise as the report's table marks it (▼): the change's 95% interval lies
-    /// wholly on the worse side. The paired test alone flags every shift of a held-out
-    /// log-likelihood (on the default run, an SFT round moved held-out bits per byte by +0.05 with
-    /// p < 0.001, inside the report's interval of ±0.10), which any training step makes; a round is
-    /// held to the standard the report shows its reader.
+    /// Worse beyond the noise: the change's 95% interval lies wholly on the worse side (the report
+    /// table's ▼), or, for a share of 0/1 items, the paired test says worse with p < 0.05. The
+    /// paired test alone would flag every shift of a held-out log-likelihood (on the default run, an
+    /// SFT round moved held-out bits per byte by +0.05 with p < 0.001, inside the report's interval
+    /// of ±0.10), which any training step makes. For a share it is the right test, items being
+    /// compared with themselves, and the interval alone is too lenient for a gate: on the default
+    /// run a kept round took "I don't know" on the development split's invented entities from 0.69
+    /// to 0.57 inside the interval, and the report's probes then showed 0.72 → 0.57 ▼.
     pub fn regressed(&self) -> bool {
-        if self.higher_is_better { self.hi < 0.0 } else { self.lo > 0.0 }
+        let interval = if self.higher_is_better { self.hi < 0.0 } else { self.lo > 0.0 };
+        let worse = if self.higher_is_better { self.delta < 0.0 } else { self.delta > 0.0 };
+        interval || (self.proportion && worse && self.p_worse < 0.05)
     }
 }
 
@@ -476,6 +485,7 @@ mod tests {
             p_better,
             p_worse,
             targeted: true,
+            proportion: true,
         }
     }
 
@@ -499,7 +509,12 @@ mod tests {
             agreement: None,
             kept: false,
             reason: "world_benign over_refusal_rate worse beyond the noise".into(),
-            dev: vec![effect(0.25, 0.001, 0.999), effect(-0.25, 0.99, 0.01), effect(-0.0625, 0.9, 0.02)],
+            dev: vec![
+                effect(0.25, 0.001, 0.999),
+                effect(-0.25, 0.99, 0.01),
+                Effect { proportion: false, ..effect(-0.0625, 0.9, 0.02) },
+                effect(-0.09375, 0.9, 0.02),
+            ],
             report: vec![],
             seconds: 12.0,
         };
@@ -517,8 +532,10 @@ mod tests {
         let md = markdown(&back);
         assert!(md.contains("Round 1: rl from `rl`, grader rule, rolled back"), "{md}");
         assert!(md.contains("+0.250 [+0.125, +0.375] ▲") && md.contains("-0.250 [-0.375, -0.125] ▼"), "{md}");
-        // Worse by the paired test, but inside the interval: not marked.
+        // Worse by the paired test, but inside the interval: a log-likelihood is not marked, a share
+        // of 0/1 items is.
         assert!(md.contains("-0.062 [-0.188, +0.062] |"), "{md}");
+        assert!(md.contains("-0.094 [-0.219, +0.031] ▼"), "{md}");
         assert!(md.contains("graded by the reward model alone"), "{md}");
         assert!(
             md.contains("### Graders compared: round 1 as rl")

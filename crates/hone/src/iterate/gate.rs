@@ -1,8 +1,8 @@
 //! The gate: a round's model is kept only if a targeted metric improves on the development split
 //! beyond the noise (the paired test, p < 0.05) and no metric, targeted or not, falls beyond the
-//! noise as the report marks it (its 95% interval wholly on the worse side: see
-//! [`Effect::regressed`] for why not the paired test); otherwise the round is rolled back, and the
-//! reason recorded.
+//! noise (a share of 0/1 items: the paired test; a log-likelihood: its 95% interval wholly on the
+//! worse side, as the report marks it; see [`Effect::regressed`]); otherwise the round is rolled
+//! back, and the reason recorded.
 
 use hone_eval::{TaskResult, compare};
 use hone_report::iteration::Effect;
@@ -39,6 +39,7 @@ pub fn effects(
             p_better: d.p_better,
             p_worse: d.p_worse,
             targeted: targeted.iter().any(|(t, m)| t == task && m == metric),
+            proportion: ma.interval == "wilson",
         });
     }
     out
@@ -89,6 +90,7 @@ mod tests {
             p_better,
             p_worse,
             targeted,
+            proportion: false,
         }
     }
 
@@ -100,5 +102,29 @@ mod tests {
         assert!(!keep && why.contains("worse"), "{why}");
         // A gain on an untargeted metric alone does not keep a round.
         assert!(!decide(&[e(false, 0.01, 0.99)]).0);
+    }
+
+    #[test]
+    fn a_share_that_falls_by_the_paired_test_rolls_back_inside_its_interval() {
+        // A share falling 0.69 → 0.57 inside its interval, the paired test saying worse.
+        let fall = Effect {
+            task: "world_unknown_entities".into(),
+            metric: "idk_rate".into(),
+            higher_is_better: true,
+            before: 0.69,
+            after: 0.57,
+            delta: -0.12,
+            lo: -0.25,
+            hi: 0.01,
+            p_better: 0.99,
+            p_worse: 0.01,
+            targeted: false,
+            proportion: true,
+        };
+        let (keep, why) = decide(&[e(true, 0.01, 0.99), fall.clone()]);
+        assert!(!keep && why.contains("world_unknown_entities"), "{why}");
+        // A log-likelihood moving as much is held to its interval only.
+        let bpb = Effect { proportion: false, ..fall };
+        assert!(decide(&[e(true, 0.01, 0.99), bpb]).0);
     }
 }
