@@ -67,10 +67,12 @@ pub struct Effect {
     pub p_better: f64,
     pub p_worse: f64,
     pub targeted: bool,
-    /// A share of items each scored 0 or 1 (accuracy, compliance, a refusal or "I don't know"
-    /// rate), as opposed to a log-likelihood: see [`Effect::regressed`].
+    /// Level of the paired test for a fall: for a share of items each scored 0 or 1 (accuracy,
+    /// compliance, a refusal or "I don't know" rate), 0.05 divided among the shares watched together
+    /// (Bonferroni); 0 for a log-likelihood, which is held to its interval only. See
+    /// [`Effect::regressed`].
     #[serde(default)]
-    pub proportion: bool,
+    pub worse_alpha: f64,
 }
 
 impl Effect {
@@ -80,17 +82,21 @@ impl Effect {
     }
 
     /// Worse beyond the noise: the change's 95% interval lies wholly on the worse side (the report
-    /// table's ▼), or, for a share of 0/1 items, the paired test says worse with p < 0.05. The
-    /// paired test alone would flag every shift of a held-out log-likelihood (on the default run, an
-    /// SFT round moved held-out bits per byte by +0.05 with p < 0.001, inside the report's interval
-    /// of ±0.10), which any training step makes. For a share it is the right test, items being
+    /// table's ▼), or, for a share of 0/1 items, the paired test says worse at `worse_alpha`. The
+    /// paired test would flag every shift of a held-out log-likelihood (on the default run, an SFT
+    /// round moved held-out bits per byte by +0.05 with p < 0.001, inside the report's interval of
+    /// ±0.10), which any training step makes. For a share it is the right test, items being
     /// compared with themselves, and the interval alone is too lenient for a gate: on the default
     /// run a kept round took "I don't know" on the development split's invented entities from 0.69
-    /// to 0.57 inside the interval, and the report's probes then showed 0.72 → 0.57 ▼.
+    /// to 0.57 (p = 0.001) inside the interval, and the report's probes then showed 0.72 → 0.57 ▼.
+    /// At 0.05 for each of the 15 shares a round watches, about half of the rounds that change
+    /// nothing would be rolled back by chance; shared among them (0.0033 each) at most one in twenty
+    /// is, and the fall above is still caught, while a round whose 0.74 → 0.67 (p = 0.019) showed
+    /// 0.74 → 0.72 on the report's probes is kept.
     pub fn regressed(&self) -> bool {
         let interval = if self.higher_is_better { self.hi < 0.0 } else { self.lo > 0.0 };
         let worse = if self.higher_is_better { self.delta < 0.0 } else { self.delta > 0.0 };
-        interval || (self.proportion && worse && self.p_worse < 0.05)
+        interval || (worse && self.p_worse < self.worse_alpha)
     }
 }
 
@@ -485,7 +491,7 @@ mod tests {
             p_better,
             p_worse,
             targeted: true,
-            proportion: true,
+            worse_alpha: 0.05,
         }
     }
 
@@ -512,7 +518,7 @@ mod tests {
             dev: vec![
                 effect(0.25, 0.001, 0.999),
                 effect(-0.25, 0.99, 0.01),
-                Effect { proportion: false, ..effect(-0.0625, 0.9, 0.02) },
+                Effect { worse_alpha: 0.0, ..effect(-0.0625, 0.9, 0.02) },
                 effect(-0.09375, 0.9, 0.02),
             ],
             report: vec![],

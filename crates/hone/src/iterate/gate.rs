@@ -1,8 +1,8 @@
 //! The gate: a round's model is kept only if a targeted metric improves on the development split
 //! beyond the noise (the paired test, p < 0.05) and no metric, targeted or not, falls beyond the
-//! noise (a share of 0/1 items: the paired test; a log-likelihood: its 95% interval wholly on the
-//! worse side, as the report marks it; see [`Effect::regressed`]); otherwise the round is rolled
-//! back, and the reason recorded.
+//! noise (its 95% interval wholly on the worse side, as the report marks it, or for a share of 0/1
+//! items the paired test at 0.05 shared among the watched shares; see [`Effect::regressed`]);
+//! otherwise the round is rolled back, and the reason recorded.
 
 use hone_eval::{TaskResult, compare};
 use hone_report::iteration::Effect;
@@ -39,8 +39,14 @@ pub fn effects(
             p_better: d.p_better,
             p_worse: d.p_worse,
             targeted: targeted.iter().any(|(t, m)| t == task && m == metric),
-            proportion: ma.interval == "wilson",
+            // Set below, once the shares are counted.
+            worse_alpha: if ma.interval == "wilson" { 1.0 } else { 0.0 },
         });
+    }
+    // Bonferroni: the paired tests for a fall share 0.05 among the watched shares of 0/1 items.
+    let shares = out.iter().filter(|e| e.worse_alpha > 0.0).count();
+    for e in out.iter_mut().filter(|e| e.worse_alpha > 0.0) {
+        e.worse_alpha = 0.05 / shares as f64;
     }
     out
 }
@@ -90,7 +96,7 @@ mod tests {
             p_better,
             p_worse,
             targeted,
-            proportion: false,
+            worse_alpha: 0.0,
         }
     }
 
@@ -106,7 +112,8 @@ mod tests {
 
     #[test]
     fn a_share_that_falls_by_the_paired_test_rolls_back_inside_its_interval() {
-        // A share falling 0.69 → 0.57 inside its interval, the paired test saying worse.
+        // A share falling 0.69 → 0.57 inside its interval, the paired test saying worse (p = 0.001,
+        // below 0.05 / 15 shares).
         let fall = Effect {
             task: "world_unknown_entities".into(),
             metric: "idk_rate".into(),
@@ -117,14 +124,16 @@ mod tests {
             lo: -0.25,
             hi: 0.01,
             p_better: 0.99,
-            p_worse: 0.01,
+            p_worse: 0.001,
             targeted: false,
-            proportion: true,
+            worse_alpha: 0.05 / 15.0,
         };
         let (keep, why) = decide(&[e(true, 0.01, 0.99), fall.clone()]);
         assert!(!keep && why.contains("world_unknown_entities"), "{why}");
+        // p = 0.019 is chance among 15 shares: kept.
+        assert!(decide(&[e(true, 0.01, 0.99), Effect { p_worse: 0.019, ..fall.clone() }]).0);
         // A log-likelihood moving as much is held to its interval only.
-        let bpb = Effect { proportion: false, ..fall };
+        let bpb = Effect { worse_alpha: 0.0, ..fall };
         assert!(decide(&[e(true, 0.01, 0.99), bpb]).0);
     }
 }
