@@ -10,6 +10,8 @@ use hone_model::lora::{Lora, LoraSpec, Target};
 use hone_model::{Llama, LlamaConfig, Param, ParamKind};
 use rand::{Rng, SeedableRng};
 
+mod common;
+
 fn config(layers: usize, hidden: usize) -> LlamaConfig {
     LlamaConfig {
         vocab_size: 61,
@@ -53,16 +55,7 @@ fn adapted(dropout: f64, device: &Device) -> Llama {
     let c = config(2, 32);
     let mut m = Llama::init(&c, 3, device).unwrap();
     let mut lora = Lora::init(spec(dropout), "base".into(), &c, 5, device).unwrap();
-    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    lora.update(device, &mut |s, p| {
-        let v: Vec<f32> = if s.name.contains("lora_B") {
-            (0..p.numel()).map(|_| r.random_range(-0.3..0.3)).collect()
-        } else {
-            p.to_vec()
-        };
-        Ok(p.like(Tensor::<1>::from_floats(v.as_slice(), &device.clone().without_autodiff())))
-    })
-    .unwrap();
+    common::random_b(&mut lora, device, 7);
     m.attach_lora(lora).unwrap();
     m
 }

@@ -12,6 +12,8 @@ use hone_model::lora::{Lora, LoraSpec, Target};
 use hone_model::{Llama, LlamaConfig, Param};
 use rand::{Rng, SeedableRng};
 
+mod common;
+
 fn config(qk_norm: bool) -> LlamaConfig {
     LlamaConfig {
         vocab_size: 53,
@@ -84,16 +86,7 @@ fn adapted(m: &mut Llama, dropout: f64) {
     let d = m.device().clone();
     let mut lora = Lora::init(spec, "base".into(), &m.config, 5, &d).unwrap();
     // A random B too: a fresh adapter's B is zero, which would hide a wrong A path.
-    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(9);
-    lora.update(&d, &mut |s, p| {
-        let v: Vec<f32> = if s.name.contains("lora_B") {
-            (0..p.numel()).map(|_| r.random_range(-0.3..0.3)).collect()
-        } else {
-            p.to_vec()
-        };
-        Ok(p.like(Tensor::<1>::from_floats(v.as_slice(), &d.clone().without_autodiff())))
-    })
-    .unwrap();
+    common::random_b(&mut lora, &d, 9);
     m.attach_lora(lora).unwrap();
     let lora = m.lora().unwrap().with_dropout_seed(77);
     *m.lora_mut().unwrap() = lora;
