@@ -146,6 +146,68 @@ fn quick_pipeline_completes_resumes_and_is_reproducible() {
     iterate_rounds(a.path(), b.path(), c.path());
 }
 
+/// `hone serve` on the LoRA run: its adapter stages are listed, and the RL adapter (opened as its base
+/// chain with every adapter merged) scores a text as the merged export of it does, and otherwise than
+/// the SFT adapter it was trained from.
+fn served_adapters(root: &Path, merged: &Path) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .current_dir(root)
+        .args(["serve", "runs/quick", "--port", "0", "-m"])
+        .arg(format!("merged={}", merged.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server says where it listens").unwrap();
+        if let Some(rest) = line.split("on http://").nth(1) {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    let http = |method: &str, path: &str, body: &str| -> (String, serde_json::Value) {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        (head.lines().next().unwrap().to_string(), serde_json::from_str(body).unwrap_or_default())
+    };
+    let (status, models) = http("GET", "/v1/models", "");
+    assert!(status.contains("200"), "{status}");
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    for id in ["sft", "dpo", "rl", "merged"] {
+        assert!(ids.contains(&id), "{id} not served: {ids:?}");
+    }
+    // The log-probabilities of a text's tokens under each model (the quick run's models answer little
+    // more than blank lines, so their answers would not tell the models apart).
+    let scores = |model: &str| -> Vec<f64> {
+        let body = serde_json::json!({
+            "model": model,
+            "prompt": "The capital of the first country is a city by the river.",
+            "max_tokens": 1,
+            "temperature": 0,
+            "logprobs": 1,
+            "echo": true,
+        });
+        let (status, v) = http("POST", "/v1/completions", &body.to_string());
+        assert!(status.contains("200"), "{model}: {status} {v}");
+        v["choices"][0]["logprobs"]["token_logprobs"].as_array().unwrap().iter().filter_map(|x| x.as_f64()).collect()
+    };
+    let (adapter, export, sft) = (scores("rl"), scores("merged"), scores("sft"));
+    assert!(adapter.len() > 5 && adapter.len() == export.len() && adapter.len() == sft.len());
+    let gap = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f64, f64::max);
+    assert!(gap(&adapter, &export) < 1e-4, "served adapter vs merged export: {}", gap(&adapter, &export));
+    assert!(gap(&adapter, &sft) > 1e-3, "the RL adapter changes nothing: {}", gap(&adapter, &sft));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn iterate(root: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hone"));
     c.current_dir(root).args(["iterate", "--preset", "quick", "--set", "run.progress=false"]).args(extra);
@@ -315,6 +377,7 @@ fn lora_stages(root: &Path) {
     let o = hone(&["export", &rl, "--format", "hf", "--out", out_dir.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(out_dir.join("model.safetensors").is_file() && out_dir.join("config.json").is_file());
+    served_adapters(l.path(), &out_dir);
     // Bad settings are named before any work.
     let o = cmd(l.path())
         .args(["--set", "sft.lora_rank=4", "--set", r#"sft.lora_targets=["q_proj", "qkv_proj"]"#])
