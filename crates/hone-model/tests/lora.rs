@@ -13,22 +13,7 @@ use rand::{Rng, SeedableRng};
 mod common;
 
 fn config(layers: usize, hidden: usize) -> LlamaConfig {
-    LlamaConfig {
-        vocab_size: 61,
-        hidden_size: hidden,
-        intermediate_size: 40,
-        num_hidden_layers: layers,
-        num_attention_heads: 4,
-        num_key_value_heads: 2,
-        max_position_embeddings: 64,
-        rms_norm_eps: 1e-5,
-        rope_theta: 10000.0,
-        tie_word_embeddings: false,
-        qk_norm: false,
-        initializer_range: 0.2,
-        head_dim: None,
-        rope_scaling: None,
-    }
+    common::tiny_config(61, hidden, 40, layers, false)
 }
 
 fn spec(dropout: f64) -> LoraSpec {

@@ -15,22 +15,7 @@ use rand::{Rng, SeedableRng};
 mod common;
 
 fn config(qk_norm: bool) -> LlamaConfig {
-    LlamaConfig {
-        vocab_size: 53,
-        hidden_size: 32,
-        intermediate_size: 48,
-        num_hidden_layers: 3,
-        num_attention_heads: 4,
-        num_key_value_heads: 2,
-        max_position_embeddings: 64,
-        rms_norm_eps: 1e-5,
-        rope_theta: 10000.0,
-        tie_word_embeddings: false,
-        qk_norm,
-        initializer_range: 0.2,
-        head_dim: None,
-        rope_scaling: None,
-    }
+    common::tiny_config(53, 32, 48, 3, qk_norm)
 }
 
 fn ad() -> Device {
