@@ -123,13 +123,12 @@ pub struct Trainer<M: Trainable = Llama> {
 impl<M: Trainable> Trainer<M> {
     /// A trainer for `model` writing checkpoints under `stage_dir` and metrics to `metrics_path`.
     pub fn new(
-        model: M,
+        mut model: M,
         optim: &OptimConfig,
         settings: LoopSettings,
         stage_dir: &Path,
         metrics_path: Option<&Path>,
     ) -> anyhow::Result<Trainer<M>> {
-        let mut model = model;
         model.set_recompute(settings.activation_checkpointing);
         let optimizer = Optimizer::new(optim, &model)?;
         let schedule = Schedule::from_config(optim, settings.steps)?;

@@ -26,8 +26,8 @@ pub mod swiglu;
 
 /// Products on host slices, for the optimizer updates that run outside autodiff (Muon).
 pub use host::{View, gemm_slices};
-/// Reading Flex tensors in place, for the host decoder's f32 weights.
-pub(crate) use host::{contiguous as host_contiguous, values as host_values};
+/// Reading Flex tensors in place (the host decoder's f32 weights) and their shapes (the recomputed layers).
+pub(crate) use host::{contiguous as host_contiguous, dims as host_dims, values as host_values};
 
 use burn::backend::DispatchDevice;
 use burn::tensor::{Device, Int, Tensor};
