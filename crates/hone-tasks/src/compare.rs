@@ -131,6 +131,12 @@ pub fn normal_cdf(z: f64) -> f64 {
 
 /// (p worse, p better, method) without item pairs.
 fn unpaired(a: &Metric, b: &Metric) -> (f64, f64, &'static str) {
+    // One item has no spread to test against: its bootstrap interval is a point, and a z-test on it
+    // would call any difference, however small, beyond the noise (a BLiMP paradigm with one pair
+    // in a 50-item run was flagged at a Brier change of 0.0001).
+    if a.n < 2 || b.n < 2 {
+        return (1.0, 1.0, "too few items to test");
+    }
     let worse = if a.higher_is_better { a.value - b.value } else { b.value - a.value };
     let (se, method) = if a.interval == "wilson" && b.interval == "wilson" {
         let p = (a.value * a.n as f64 + b.value * b.n as f64) / (a.n + b.n).max(1) as f64;
@@ -175,5 +181,24 @@ mod tests {
         let (pw, pb, method) = unpaired(&m(0.60), &m(0.45));
         assert!((pw - 0.01683).abs() < 2e-4 && pb > 0.98, "{pw} {pb}");
         assert_eq!(method, "two-proportion z-test");
+    }
+
+    #[test]
+    fn one_item_is_never_beyond_the_noise() {
+        let m = |v: f64, n: usize| Metric {
+            name: "brier".into(),
+            group: Some("linguistics_term=s-selection".into()),
+            value: v,
+            n,
+            lo: v,
+            hi: v,
+            interval: "bootstrap".into(),
+            higher_is_better: false,
+        };
+        let (pw, pb, method) = unpaired(&m(0.2500, 1), &m(0.2501, 1));
+        assert_eq!((pw, pb, method), (1.0, 1.0, "too few items to test"));
+        // With items to spread over, a point interval still decides (the metric did not vary).
+        let (pw, _, _) = unpaired(&m(0.2500, 5), &m(0.2501, 5));
+        assert_eq!(pw, 0.0);
     }
 }
