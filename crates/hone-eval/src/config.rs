@@ -9,6 +9,9 @@ hone_data::config_section! {
         tasks: Vec<String> = vec![],
         /// Evaluate at most this many items per task (0 = all), chosen as `limit_mode` says.
         limit: usize = 0,
+        /// Tasks evaluated on every item whatever `limit` says, by name (e.g. `world_arithmetic`):
+        /// a cheap task whose interval must be narrow beside costly ones that are cut.
+        limit_exempt: Vec<String> = vec![],
         /// Which items `limit` keeps: `spread` (evenly spaced over the set, so a limited run covers
         /// every part of a set ordered by kind) or `first` (the first N, as lm-evaluation-harness's
         /// `--limit`, to compare item by item).
@@ -52,4 +55,41 @@ hone_data::config_section! {
 pub enum LimitMode {
     Spread,
     First,
+}
+
+impl EvalConfig {
+    /// The item limit of task `name`: 0 (every item) when it is in `limit_exempt`, else `limit`.
+    pub fn limit_for(&self, name: &str) -> usize {
+        if self.limit_exempt.iter().any(|t| t == name) { 0 } else { self.limit }
+    }
+
+    /// Every name in `limit_exempt` must be one of the tasks being run: a misspelt one would cut
+    /// the task it meant without a word.
+    pub fn check_limit_exempt<'a>(&self, tasks: impl IntoIterator<Item = &'a str>) -> anyhow::Result<()> {
+        let names: Vec<&str> = tasks.into_iter().collect();
+        for t in &self.limit_exempt {
+            anyhow::ensure!(
+                names.contains(&t.as_str()),
+                "eval.limit_exempt: `{t}` is not one of the tasks evaluated ({})\n  fix: name a task from eval.tasks \
+                 as its result is named (e.g. world_arithmetic)",
+                names.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exempt_task_gets_every_item_and_a_misspelt_one_is_named() {
+        let e = EvalConfig { limit: 50, limit_exempt: vec!["world_arithmetic".into()], ..EvalConfig::default() };
+        assert_eq!(e.limit_for("world_arithmetic"), 0);
+        assert_eq!(e.limit_for("world_format_json"), 50);
+        e.check_limit_exempt(["world_arithmetic", "arc_easy"]).unwrap();
+        let err = e.check_limit_exempt(["world_arith", "arc_easy"]).unwrap_err().to_string();
+        assert!(err.contains("`world_arithmetic`") && err.contains("world_arith, arc_easy"), "{err}");
+    }
 }

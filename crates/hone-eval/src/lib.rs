@@ -99,9 +99,10 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
     let max_len = if e.max_length == 0 { model_max } else { e.max_length.min(model_max) };
     let records = task.records()?;
     let total = records.len();
+    let limit = e.limit_for(&f.name);
     let pick = match e.limit_mode {
-        config::LimitMode::Spread => source::spread(total, e.limit),
-        config::LimitMode::First => (0..if e.limit == 0 { total } else { e.limit.min(total) }).collect(),
+        config::LimitMode::Spread => source::spread(total, limit),
+        config::LimitMode::First => (0..if limit == 0 { total } else { limit.min(total) }).collect(),
     };
     let group = f.group_field.as_deref();
     let bar = hone_data::progress::steps_bar(pick.len() as u64, "eval", opts.progress);
@@ -110,7 +111,7 @@ pub fn run_task_on(subject: &Subject, task: &TaskSpec, opts: &EvalOptions) -> Re
         bar.set_length(all as u64);
         bar.set_position(done as u64);
     };
-    let mut settings = serde_json::json!({ "max_length": max_len, "limit": e.limit, "limit_mode": e.limit_mode });
+    let mut settings = serde_json::json!({ "max_length": max_len, "limit": limit, "limit_mode": e.limit_mode });
     let items: Vec<ItemRecord> = match f.kind.as_str() {
         "multiple_choice" => {
             let m = f.multiple_choice.as_ref().expect("checked");

@@ -79,6 +79,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     for t in &cfg.eval.tasks {
         tasks.extend(hone_eval::resolve(t, world_dir.as_deref())?);
     }
+    cfg.eval.check_limit_exempt(tasks.iter().map(|s| s.file.name.as_str()))?;
     let out = match a.out {
         Some(o) => o,
         None => hone_eval::default_out_dir(&loaded.dir).unwrap_or_else(|| {

@@ -255,6 +255,7 @@ fn evaluate(cfg: &HoneConfig, stage: &str, opts: &RunOptions) -> anyhow::Result<
     for t in &eval.tasks {
         specs.extend(hone_eval::resolve(t, world.as_deref())?);
     }
+    eval.check_limit_exempt(specs.iter().map(|s| s.file.name.as_str()))?;
     let out = run.join("eval").join(stage);
     let eopts = hone_eval::EvalOptions { eval, sample: cfg.sample.clone(), progress: opts.progress };
     for spec in &specs {
