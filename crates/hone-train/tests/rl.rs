@@ -179,6 +179,23 @@ fn a_step_raises_the_rewarded_samples_against_the_others() {
         r.rewards,
         r.gens.iter().map(|g| &g.text).collect::<Vec<_>>()
     );
+    // The share of groups that teach nothing (every completion scored the same), as logged.
+    let g = t.group_size;
+    let uniform =
+        r.rewards.chunks(g).filter(|c| c.iter().all(|x| *x == c[0])).count() as f64 / (r.rewards.len() / g) as f64;
+    t.objective(&tr.model, &r);
+    let logged = t.train_metrics().into_iter().find(|(k, _)| k == "uniform_groups").expect("uniform_groups logged").1;
+    assert_eq!(logged, uniform, "rewards {:?}", r.rewards);
+    assert!(uniform < 1.0, "some group is mixed (checked above)");
+    // A step of two micro-batches logs their mean, not the last one's.
+    let r1 = t.rollouts(&tr.model, 0, 1).unwrap();
+    t.objective(&tr.model, &r);
+    t.objective(&tr.model, &r1);
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
+    let logged = t.train_metrics().into_iter().find(|(k, _)| k == "reward_mean").unwrap().1;
+    assert_ne!(mean(&r.rewards), mean(&r1.rewards), "the check needs micro-batches that differ");
+    let want = (mean(&r.rewards) + mean(&r1.rewards)) / 2.0;
+    assert!((logged - want).abs() < 1e-12, "logged {logged}, mean of the two micro-batches {want}");
     let before = completion_logps(&tr.model, &r);
     tr.run(&mut t, &AtomicBool::new(false)).unwrap();
     let after = completion_logps(&tr.model, &r);

@@ -217,7 +217,8 @@ pub struct RlTask {
     pub clip_eps: f64,
     pub kl_beta: f64,
     pub seed: u64,
-    metrics: Vec<(String, f64)>,
+    /// Metrics of each micro-batch since the last `train_metrics`, averaged there.
+    metrics: Vec<Vec<(String, f64)>>,
 }
 
 impl RlTask {
@@ -369,13 +370,18 @@ impl RlTask {
         let mean = rewards.iter().sum::<f64>() / rewards.len() as f64;
         let std = (rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / rewards.len() as f64).sqrt();
         let ended = r.gens.iter().filter(|g| g.finish == Finish::EndOfTurn).count() as f64 / r.gens.len() as f64;
-        self.metrics = vec![
+        // Groups whose completions all scored the same have zero advantage everywhere: they teach
+        // nothing but the KL term (TRL logs the same share as `frac_reward_zero_std`).
+        let groups: Vec<&[f64]> = rewards.chunks(self.group_size).collect();
+        let uniform = groups.iter().filter(|g| g.iter().all(|x| *x == g[0])).count() as f64 / groups.len() as f64;
+        self.metrics.push(vec![
             ("reward_mean".into(), mean),
             ("reward_std".into(), std),
             ("kl".into(), kl as f64 / tokens.max(1.0) as f64),
             ("completion_len".into(), tokens as f64 / rows as f64),
             ("ended_share".into(), ended),
-        ];
+            ("uniform_groups".into(), uniform),
+        ]);
         (loss, b.real_tokens)
     }
 }
@@ -387,7 +393,15 @@ impl Task for RlTask {
     }
 
     fn train_metrics(&mut self) -> Vec<(String, f64)> {
-        std::mem::take(&mut self.metrics)
+        // Every micro-batch has the same number of groups, so the plain mean is the step's value.
+        let micro = std::mem::take(&mut self.metrics);
+        let Some(first) = micro.first() else { return Vec::new() };
+        let n = micro.len() as f64;
+        first
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), micro.iter().map(|m| m[i].1).sum::<f64>() / n))
+            .collect()
     }
 
     fn evaluate(&mut self, model: &Llama) -> anyhow::Result<Vec<(String, f64)>> {
