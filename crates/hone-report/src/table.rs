@@ -75,9 +75,7 @@ pub fn change(a: &Cell, b: &Cell, higher_is_better: bool) -> Change {
     let h = (half(a).powi(2) + half(b).powi(2)).sqrt();
     let delta = b.value - a.value;
     let (lo, hi) = (delta - h, delta + h);
-    // A value over one item has a point for an interval (a bootstrap of one): its change is never
-    // evidence (a BLiMP paradigm with one pair was flagged worse at a Brier change of 6e-11).
-    let significant = (lo > 0.0 || hi < 0.0) && a.n >= 2 && b.n >= 2;
+    let significant = (lo > 0.0 || hi < 0.0) && hone_tasks::compare::testable(a.n, b.n);
     Change { delta, lo, hi, significant, better: (delta > 0.0) == higher_is_better && delta != 0.0 }
 }
 

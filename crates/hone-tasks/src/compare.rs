@@ -129,12 +129,16 @@ pub fn normal_cdf(z: f64) -> f64 {
     if z >= 0.0 { 0.5 * (1.0 + erf) } else { 0.5 * (1.0 - erf) }
 }
 
+/// Whether values over `a` and `b` items can show a change beyond the noise: one item has no spread
+/// to test against (its bootstrap interval is a point, so any difference, however small, would
+/// count; a BLiMP paradigm with one pair in a 50-item run was flagged at a Brier change of 6e-11).
+pub fn testable(a: usize, b: usize) -> bool {
+    a >= 2 && b >= 2
+}
+
 /// (p worse, p better, method) without item pairs.
 fn unpaired(a: &Metric, b: &Metric) -> (f64, f64, &'static str) {
-    // One item has no spread to test against: its bootstrap interval is a point, and a z-test on it
-    // would call any difference, however small, beyond the noise (a BLiMP paradigm with one pair
-    // in a 50-item run was flagged at a Brier change of 0.0001).
-    if a.n < 2 || b.n < 2 {
+    if !testable(a.n, b.n) {
         return (1.0, 1.0, "too few items to test");
     }
     let worse = if a.higher_is_better { a.value - b.value } else { b.value - a.value };
